@@ -98,6 +98,10 @@ class ResponseParser {
 
  private:
   enum class State {
+    // First, so that head_complete() (state_ > kHead) and message_complete()
+    // are both false once the parser has failed: head() may then hold a
+    // half-parsed response that no caller should act on.
+    kError,
     kHead,          // status line and headers (interim responses skipped)
     kBodyLength,    // Content-Length body
     kChunkSize,     // a chunk-size line
@@ -106,17 +110,33 @@ class ResponseParser {
     kTrailers,      // trailer section after the last chunk
     kBodyUntilEof,  // close-delimited body
     kComplete,
-    kError,
   };
 
   // Implementation helpers are free to be added here.
-  absl::Status ParseHead(std::string_view section);
+
+  // Each consumes from data[*pos] on and advances *pos.
+  absl::Status FeedFieldSection(std::string_view data, size_t* pos);
+  absl::Status FeedChunkSize(std::string_view data, size_t* pos);
+  absl::Status FeedBody(std::string_view data, size_t* pos);
+  absl::Status FeedChunkDataEnd(std::string_view data, size_t* pos);
+
+  // One complete line of the head or trailer section, terminator removed;
+  // `offset` is where it starts in its section.
+  absl::Status OnHeadLine(std::string_view line, size_t offset);
+  absl::Status OnTrailerLine(std::string_view line, size_t offset);
+  absl::Status ParseStatusLine(std::string_view line);
+  // The empty line ending a response head: skips an interim response or
+  // starts the body.
+  absl::Status FinishHead();
   absl::Status StartBody();
+  absl::Status CheckFieldCount() const;
+  // Enters kError, remembering `status` for later calls.
+  absl::Status Fail(absl::Status status);
 
   Http1Limits limits_;
   bool request_was_head_ = false;
   State state_ = State::kHead;
-  std::string line_buffer_;  // unparsed head, chunk line or trailer bytes
+  std::string line_buffer_;  // the unterminated head, chunk or trailer line
   ResponseHead head_;
   HeaderList trailers_;
   std::string body_;
@@ -125,6 +145,15 @@ class ResponseParser {
   uint64_t bytes_received_ = 0;
   size_t interim_responses_ = 0;
   bool close_delimited_ = false;
+  // Bytes of the current head or trailer section in completed lines.
+  size_t section_bytes_ = 0;
+  bool have_status_line_ = false;
+  // Bytes of the CRLF after chunk data seen so far (0..2).
+  int chunk_crlf_seen_ = 0;
+  // The framing was suspicious (RFC 9112 6.1, 6.3): finish this response,
+  // then close the connection.
+  bool force_close_ = false;
+  absl::Status error_;
 };
 
 }  // namespace egress
