@@ -1,0 +1,67 @@
+// CloseReason: why a pooled connection was closed. Every closed connection is
+// counted under exactly one reason (PoolStats.closed_by_reason), so an
+// operator can tell "the origin hung up" from "we evicted it".
+#ifndef EGRESS_CLIENT_CORE_CONNECTION_CLOSE_REASON_H_
+#define EGRESS_CLIENT_CORE_CONNECTION_CLOSE_REASON_H_
+
+#include <array>
+#include <string_view>
+
+namespace egress {
+
+enum class CloseReason {
+  // Idle for longer than the pool's keep-alive.
+  kIdleTimeout,
+  // Went idle while the pool already held max_idle_connections idle ones
+  // (the least recently used idle connection is the one closed).
+  kMaxIdle,
+  // Found dead or with stray bytes by the health check before reuse.
+  kUnhealthy,
+  // The origin closed the connection (EOF) or reset it while idle.
+  kPeerClosed,
+  // The origin or egressd asked to close after the exchange:
+  // "Connection: close", or an HTTP/1.0 response without keep-alive, or a
+  // close-delimited body.
+  kConnectionClose,
+  // The origin broke HTTP/1.1 framing (malformed response, bytes after the
+  // body), so the connection's state is unknown.
+  kProtocolError,
+  // A read or write failed mid-exchange (reset, broken pipe).
+  kIoError,
+  // The call ended mid-exchange (deadline, cancellation, body too large):
+  // an HTTP/1.1 connection cannot be reused with a response half-read.
+  kCallAborted,
+  // An operator asked to evict idle connections.
+  kEvictRequest,
+  // The pool is shutting down.
+  kShutdown,
+};
+
+inline constexpr std::array<CloseReason, 10> kAllCloseReasons = {
+    CloseReason::kIdleTimeout,     CloseReason::kMaxIdle,
+    CloseReason::kUnhealthy,       CloseReason::kPeerClosed,
+    CloseReason::kConnectionClose, CloseReason::kProtocolError,
+    CloseReason::kIoError,         CloseReason::kCallAborted,
+    CloseReason::kEvictRequest,    CloseReason::kShutdown,
+};
+
+// The stable snake_case name used in stats, metrics and logs.
+inline std::string_view CloseReasonName(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kIdleTimeout: return "idle_timeout";
+    case CloseReason::kMaxIdle: return "max_idle";
+    case CloseReason::kUnhealthy: return "unhealthy";
+    case CloseReason::kPeerClosed: return "peer_closed";
+    case CloseReason::kConnectionClose: return "connection_close";
+    case CloseReason::kProtocolError: return "protocol_error";
+    case CloseReason::kIoError: return "io_error";
+    case CloseReason::kCallAborted: return "call_aborted";
+    case CloseReason::kEvictRequest: return "evict_request";
+    case CloseReason::kShutdown: return "shutdown";
+  }
+  return "unknown";
+}
+
+}  // namespace egress
+
+#endif  // EGRESS_CLIENT_CORE_CONNECTION_CLOSE_REASON_H_

@@ -1,0 +1,174 @@
+#include "client_core/connection/connection.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "asio/buffer.hpp"
+#include "asio/experimental/as_tuple.hpp"
+#include "asio/read.hpp"
+#include "asio/this_coro.hpp"
+#include "asio/use_awaitable.hpp"
+#include "asio/write.hpp"
+#include "client_core/http1/request_writer.h"
+#include "client_core/net/socket_deadline.h"
+
+namespace egress {
+namespace {
+
+constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Read buffer per exchange. Allocated only while an exchange runs so that an
+// idle pooled connection holds no buffer (idle connections are the many).
+constexpr size_t kReadChunk = 16 * 1024;
+
+std::string EndpointString(const asio::ip::tcp::endpoint& ep) {
+  const asio::ip::address a = ep.address();
+  if (a.is_v6()) return absl::StrCat("[", a.to_string(), "]:", ep.port());
+  return absl::StrCat(a.to_string(), ":", ep.port());
+}
+
+}  // namespace
+
+Connection::Connection(uint64_t id, Address address,
+                       asio::ip::tcp::socket socket)
+    : id_(id),
+      address_(std::move(address)),
+      socket_(std::move(socket)),
+      native_fd_(socket_.native_handle()) {
+  asio::error_code ec;
+  const auto remote = socket_.remote_endpoint(ec);
+  if (!ec) remote_address_ = EndpointString(remote);
+  const auto local = socket_.local_endpoint(ec);
+  if (!ec) local_port_ = local.port();
+  // Requests are written whole; Nagle would only add latency.
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() = default;
+
+Connection::Health Connection::ProbeHealth() const {
+  char byte;
+  const ssize_t n = ::recv(native_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return Health::kPeerClosed;  // the origin closed it while idle
+  if (n > 0) return Health::kStrayBytes;   // no request is outstanding
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    return Health::kHealthy;
+  }
+  return Health::kPeerClosed;  // ECONNRESET and friends
+}
+
+void Connection::Close() {
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
+                                                     const Http1Limits& limits,
+                                                     uint64_t max_body_bytes,
+                                                     absl::Time deadline) {
+  ExchangeResult result;
+  const bool is_head = request.method == "HEAD";
+  parser_ = ResponseParser(limits);
+  parser_.Reset(is_head);
+
+  SocketDeadline guard(socket_, deadline);
+  auto fail = [&](const asio::error_code& ec, absl::string_view during) {
+    ExchangeResult r;
+    r.request_written = result.request_written;
+    r.nothing_received = parser_.nothing_received();
+    if (guard.expired()) {
+      r.response = absl::DeadlineExceededError(
+          absl::StrCat("deadline exceeded while ", during, " ",
+                       request.url.Redacted()));
+      r.close_reason = CloseReason::kCallAborted;
+    } else {
+      r.response = absl::UnavailableError(
+          absl::StrCat("connection to ", remote_address_, " failed while ",
+                       during, ": ", ec.message()));
+      r.close_reason = ec == asio::error::eof ? CloseReason::kPeerClosed
+                                              : CloseReason::kIoError;
+    }
+    return r;
+  };
+
+  const std::string head = SerializeRequestHead(request);
+  std::array<asio::const_buffer, 2> out = {asio::buffer(head),
+                                           asio::buffer(request.body)};
+  auto [wec, wn] = co_await asio::async_write(socket_, out, kNoThrow);
+  if (wec) co_return fail(wec, "writing the request to");
+  result.request_written = true;
+
+  std::unique_ptr<char[]> buffer(new char[kReadChunk]);
+  std::string body;
+  while (!parser_.message_complete()) {
+    auto [rec, n] = co_await socket_.async_read_some(
+        asio::buffer(buffer.get(), kReadChunk), kNoThrow);
+    if (rec == asio::error::eof) {
+      absl::Status eof = parser_.FeedEof();
+      if (!eof.ok()) {
+        ExchangeResult r;
+        r.request_written = true;
+        r.nothing_received = parser_.nothing_received();
+        r.response = absl::UnavailableError(absl::StrCat(
+            "origin ", remote_address_, " for ", request.url.Redacted(), ": ",
+            eof.message()));
+        r.close_reason = CloseReason::kPeerClosed;
+        co_return r;
+      }
+      break;  // close-delimited body complete
+    }
+    if (rec) co_return fail(rec, "reading the response from");
+    absl::StatusOr<size_t> used = parser_.Feed(std::string_view(buffer.get(), n));
+    if (!used.ok()) {
+      ExchangeResult r;
+      r.request_written = true;
+      r.nothing_received = false;
+      r.response = absl::Status(
+          used.status().code(),
+          absl::StrCat("origin ", remote_address_, " for ",
+                       request.url.Redacted(), ": ", used.status().message()));
+      r.close_reason = CloseReason::kProtocolError;
+      co_return r;
+    }
+    if (parser_.body_bytes() > max_body_bytes) {
+      ExchangeResult r;
+      r.request_written = true;
+      r.response = absl::ResourceExhaustedError(absl::StrCat(
+          "response body of ", request.url.Redacted(), " exceeds ",
+          max_body_bytes, " bytes (max_response_body_bytes)"));
+      r.close_reason = CloseReason::kCallAborted;
+      co_return r;
+    }
+    body += parser_.TakeBody();
+    if (*used < n) {
+      // Bytes after the response: the origin sent more than one response
+      // for one request (or garbage). The response is fine; the connection
+      // is not.
+      result.close_reason = CloseReason::kProtocolError;
+      break;
+    }
+  }
+  body += parser_.TakeBody();
+
+  const ResponseHead& h = parser_.head();
+  Response response;
+  response.status_code = h.status_code;
+  response.reason = h.reason;
+  response.headers = h.headers;
+  response.body = std::move(body);
+  response.protocol = "http/1.1";
+  if (!result.close_reason && !parser_.KeepAlive()) {
+    result.close_reason = CloseReason::kConnectionClose;
+  }
+  result.response = std::move(response);
+  co_return result;
+}
+
+}  // namespace egress

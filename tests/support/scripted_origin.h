@@ -1,0 +1,65 @@
+// ScriptedOrigin: a tiny HTTP/1.1 origin on 127.0.0.1 for faults no real
+// server produces on demand (closing a keep-alive connection silently right
+// after a response, answering garbage). One thread per connection; blocking
+// sockets; test use only.
+#ifndef EGRESS_TESTS_SUPPORT_SCRIPTED_ORIGIN_H_
+#define EGRESS_TESTS_SUPPORT_SCRIPTED_ORIGIN_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace egress::testing {
+
+class ScriptedOrigin {
+ public:
+  struct Reply {
+    // Bytes written back for the request.
+    std::string bytes;
+    // Close the connection after writing (without saying so in headers).
+    bool close_after = false;
+  };
+  // Decides the reply to the n-th request (0-based, over all connections);
+  // `request_head` is the request line and headers.
+  using Script = std::function<Reply(int n, const std::string& request_head)>;
+
+  explicit ScriptedOrigin(Script script);
+  ~ScriptedOrigin();  // stops accepting, closes connections, joins threads
+
+  int port() const { return port_; }
+  std::string Url(const std::string& path) const;
+
+  int connections_accepted() const ABSL_LOCKS_EXCLUDED(mu_);
+  int requests_received() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until the origin has closed `n` connections itself
+  // (close_after replies).
+  void AwaitClosedByOrigin(int n) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // "HTTP/1.1 200 OK" with Content-Length and `body`.
+  static std::string Ok(const std::string& body);
+
+ private:
+  void AcceptLoop();
+  void Serve(int fd);
+
+  Script script_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  mutable absl::Mutex mu_;
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
+  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
+  int requests_ ABSL_GUARDED_BY(mu_) = 0;
+  int closed_by_origin_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace egress::testing
+
+#endif  // EGRESS_TESTS_SUPPORT_SCRIPTED_ORIGIN_H_
