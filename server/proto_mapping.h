@@ -1,0 +1,39 @@
+// Mapping between the egress.v1 proto contract and client_core's types.
+// The only place that knows both; client_core never sees a proto.
+#ifndef EGRESS_SERVER_PROTO_MAPPING_H_
+#define EGRESS_SERVER_PROTO_MAPPING_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client_core/connection/pool.h"
+#include "client_core/http/request.h"
+#include "grpcpp/support/status.h"
+#include "proto/egress/v1/admin.pb.h"
+#include "proto/egress/v1/fetch.pb.h"
+
+namespace egress {
+
+// Builds a client_core Request. `now` and `rpc_deadline` (InfiniteFuture when
+// the caller set none) give the call's deadline: the earlier of the RPC
+// deadline and now + FetchRequest.timeout, or now + `default_timeout` when
+// neither is set. Errors are kInvalidArgument naming the field, e.g.
+// "url: URL has unsupported scheme 'ftp' (only http and https)",
+// "method is empty", "headers[2]: header 'X' value contains a LF ...".
+absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
+                                  absl::Time now, absl::Time rpc_deadline,
+                                  absl::Duration default_timeout);
+
+// Fills `proto` from `response` (moves the body).
+void ToFetchResponse(Response&& response, v1::FetchResponse* proto);
+
+// The same code and message as a grpc::Status (absl and gRPC share codes).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// PoolStats from a pool snapshot and the pool's options.
+void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
+                 v1::PoolStats* proto);
+
+}  // namespace egress
+
+#endif  // EGRESS_SERVER_PROTO_MAPPING_H_
