@@ -114,12 +114,9 @@ void HttpClient::Shutdown(absl::Duration grace) {
   // In-flight calls end by themselves (each has a deadline); the grace period
   // bounds how long shutdown waits for them.
   {
-    absl::MutexLock lock(&drain_mu_);
-    drain_mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](std::atomic<int64_t>* n) { return n->load() == 0; },
-            &in_flight_),
-        grace);
+    MutexLock lock(&drain_mu_);
+    drain_mu_.AwaitWithTimeout([this] { return in_flight_.load() == 0; },
+                               grace);
   }
   pool_->Shutdown(/*close_in_use=*/true);
 }
@@ -127,8 +124,9 @@ void HttpClient::Shutdown(absl::Duration grace) {
 void HttpClient::CallEnded() {
   if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
       shutting_down_.load(std::memory_order_acquire)) {
-    // Wakes Shutdown's wait: absl::Mutex re-evaluates conditions on unlock.
-    absl::MutexLock lock(&drain_mu_);
+    // Wakes Shutdown's wait: Mutex re-evaluates waiters' conditions on
+    // unlock.
+    MutexLock lock(&drain_mu_);
   }
 }
 

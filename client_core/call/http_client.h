@@ -24,9 +24,9 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "asio/awaitable.hpp"
+#include "client_core/base/sync.h"
 #include "client_core/connection/connector.h"
 #include "client_core/connection/pool.h"
 #include "client_core/connection/pool_options.h"
@@ -89,7 +89,7 @@ class HttpClient {
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> in_flight_{0};
   // Shutdown waits on it for in_flight_ to reach 0.
-  absl::Mutex drain_mu_;
+  Mutex drain_mu_;
 };
 
 }  // namespace egress

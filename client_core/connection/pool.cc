@@ -40,7 +40,7 @@ AcquiredConnection ConnectionPool::AcquireIdle(const Address& address) {
     Entry* entry = nullptr;
     bool check = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (shutdown_) return {};
       auto it = addresses_.find(address);
       if (it == addresses_.end() || it->second.idle.empty()) return {};
@@ -53,12 +53,12 @@ AcquiredConnection ConnectionPool::AcquireIdle(const Address& address) {
     if (!check) return {entry->connection, entry->success_count > 0};
     const Connection::Health health = entry->connection->ProbeHealth();
     if (health == Connection::Health::kHealthy) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       return {entry->connection, entry->success_count > 0};
     }
     std::vector<Closing> closing;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       entry->allocations = 0;
       --in_use_count_;
       Remove(entry,
@@ -74,7 +74,7 @@ bool ConnectionPool::AddAllocated(std::shared_ptr<Connection> connection) {
   const uint64_t id = connection->id();
   const Address address = connection->address();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (shutdown_) return false;
     auto entry = std::make_unique<Entry>();
     AddressState& state = addresses_[address];
@@ -97,7 +97,7 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
   std::vector<Closing> closing;
   bool went_idle = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = entries_.find(connection->id());
     if (it == entries_.end()) return;  // closed meanwhile (shutdown)
     Entry* entry = it->second.get();
@@ -133,7 +133,7 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
 size_t ConnectionPool::EvictIdle(const std::optional<Address>& address) {
   std::vector<Closing> closing;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (address.has_value()) {
       auto it = addresses_.find(*address);
       if (it != addresses_.end()) {
@@ -163,7 +163,7 @@ void ConnectionPool::Shutdown(bool close_in_use) {
   std::vector<Closing> closing;
   std::vector<std::shared_ptr<Connection>> in_use;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     shutdown_ = true;
     while (!idle_lru_.empty()) {
       Entry* entry = idle_lru_.front();
@@ -184,13 +184,13 @@ void ConnectionPool::Shutdown(bool close_in_use) {
 }
 
 size_t ConnectionPool::InUseCount() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return in_use_count_;
 }
 
 PoolSnapshot ConnectionPool::Snapshot() const {
   PoolSnapshot snapshot;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   snapshot.connection_count = static_cast<uint32_t>(entries_.size());
   snapshot.idle_count = static_cast<uint32_t>(idle_lru_.size());
   snapshot.in_use_count = in_use_count_;
@@ -264,7 +264,7 @@ void ConnectionPool::ScheduleCleanup() {
 void ConnectionPool::RunCleanup() {
   std::vector<Closing> closing;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const auto now = std::chrono::steady_clock::now();
     const auto keep_alive = ToSteady(options_.keep_alive);
     while (!idle_lru_.empty() &&
@@ -280,12 +280,12 @@ void ConnectionPool::RunCleanup() {
       cleanup_timer_.expires_at(idle_lru_.front()->idle_since + keep_alive);
       cleanup_timer_.async_wait([this](const asio::error_code& ec) {
         if (ec) {
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           cleanup_scheduled_ = false;
           return;
         }
         {
-          absl::MutexLock lock(&mu_);
+          MutexLock lock(&mu_);
           ++cleanup_wakeups_;
         }
         RunCleanup();

@@ -43,10 +43,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "asio/any_io_executor.hpp"
 #include "asio/steady_timer.hpp"
+#include "client_core/base/sync.h"
 #include "client_core/connection/address.h"
 #include "client_core/connection/close_reason.h"
 #include "client_core/connection/connection.h"
@@ -192,7 +192,7 @@ class ConnectionPool {
   PoolListener* const listener_;
   std::atomic<uint64_t> next_connection_id_{1};
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Entry>> entries_
       ABSL_GUARDED_BY(mu_);
   // Pointer-stable: entries point at their AddressState.

@@ -8,8 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "client_core/base/sync.h"
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -28,28 +27,21 @@ class RecordingListener : public PoolListener {
  public:
   void OnConnectionClosed(uint64_t id, const Address&,
                           CloseReason reason) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     closed_.push_back({id, reason});
   }
   // Blocks until `n` connections were closed; returns their records.
   std::vector<std::pair<uint64_t, CloseReason>> AwaitClosed(size_t n) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](std::pair<std::vector<std::pair<uint64_t, CloseReason>>*, size_t>*
-                a) { return a->first->size() >= a->second; },
-        new_arg(n)));
+    MutexLock lock(&mu_);
+    mu_.Await([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return closed_.size() >= n;
+    });
     return closed_;
   }
 
  private:
-  std::pair<std::vector<std::pair<uint64_t, CloseReason>>*, size_t>* new_arg(
-      size_t n) {
-    arg_ = {&closed_, n};
-    return &arg_;
-  }
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<std::pair<uint64_t, CloseReason>> closed_ ABSL_GUARDED_BY(mu_);
-  std::pair<std::vector<std::pair<uint64_t, CloseReason>>*, size_t> arg_;
 };
 
 absl::StatusOr<Response> Call(HttpClient& client, const std::string& method,
@@ -62,7 +54,7 @@ absl::StatusOr<Response> Call(HttpClient& client, const std::string& method,
   request.url = *parsed;
   request.body = body;
   request.deadline = absl::Now() + absl::Seconds(10);
-  absl::Notification done;
+  Notification done;
   absl::StatusOr<Response> result;
   client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
     result = std::move(r);
@@ -259,7 +251,7 @@ TEST(HttpClientTest, MalformedResponseIsUnavailableWithTheCause) {
 }
 
 TEST(HttpClientTest, DeadlineFailsTheCallAndDropsTheConnection) {
-  absl::Notification release;
+  Notification release;
   ScriptedOrigin origin([&](int, const std::string&) {
     release.WaitForNotification();  // never answers in time
     return ScriptedOrigin::Reply{ScriptedOrigin::Ok("late"), false};
@@ -270,7 +262,7 @@ TEST(HttpClientTest, DeadlineFailsTheCallAndDropsTheConnection) {
     request.method = "GET";
     request.url = *ParseUrl(origin.Url("/slow"));
     request.deadline = absl::Now() + absl::Milliseconds(200);
-    absl::Notification done;
+    Notification done;
     absl::StatusOr<Response> result;
     client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
       result = std::move(r);
@@ -290,7 +282,7 @@ TEST(HttpClientTest, ConcurrentCallsFromManyThreads) {
   ASSERT_TRUE(nginx.ok());
   HttpClient client(TwoLoops());
   constexpr int kCalls = 200;
-  absl::Mutex mu;
+  Mutex mu;
   int ok = 0, finished = 0;
   for (int i = 0; i < kCalls; ++i) {
     Request request;
@@ -298,15 +290,14 @@ TEST(HttpClientTest, ConcurrentCallsFromManyThreads) {
     request.url = *ParseUrl((*nginx)->Url("/hello.txt"));
     request.deadline = absl::Now() + absl::Seconds(20);
     client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       if (r.ok() && r->body == "hello\n") ++ok;
       ++finished;
     });
   }
   {
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(
-        +[](int* f) { return *f == kCalls; }, &finished));
+    MutexLock lock(&mu);
+    mu.Await([&] { return finished == kCalls; });
     EXPECT_EQ(ok, kCalls);
   }
   PoolSnapshot s = client.pool().Snapshot();

@@ -40,7 +40,7 @@ ScriptedOrigin::~ScriptedOrigin() {
   close(listen_fd_);
   std::vector<std::thread> workers;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
     workers.swap(workers_);
   }
@@ -52,20 +52,20 @@ std::string ScriptedOrigin::Url(const std::string& path) const {
 }
 
 int ScriptedOrigin::connections_accepted() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return accepted_;
 }
 
 int ScriptedOrigin::requests_received() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return requests_;
 }
 
 void ScriptedOrigin::AwaitClosedByOrigin(int n) {
-  absl::MutexLock lock(&mu_);
-  std::pair<int*, int> arg{&closed_by_origin_, n};
-  mu_.Await(absl::Condition(
-      +[](std::pair<int*, int>* a) { return *a->first >= a->second; }, &arg));
+  MutexLock lock(&mu_);
+  mu_.Await([this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return closed_by_origin_ >= n;
+  });
 }
 
 std::string ScriptedOrigin::Ok(const std::string& body) {
@@ -77,7 +77,7 @@ void ScriptedOrigin::AcceptLoop() {
   while (!stopping_) {
     const int fd = accept(listen_fd_, nullptr, nullptr);
     if (fd < 0) return;
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++accepted_;
     open_fds_.push_back(fd);
     workers_.emplace_back([this, fd] { Serve(fd); });
@@ -111,7 +111,7 @@ void ScriptedOrigin::Serve(int fd) {
       buffer.erase(0, end + 4 + body_length);
       int n;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         n = requests_++;
       }
       const Reply reply = script_(n, head);
@@ -123,7 +123,7 @@ void ScriptedOrigin::Serve(int fd) {
         written += w;
       }
       if (reply.close_after) {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
                         open_fds_.end());
         close(fd);
@@ -133,7 +133,7 @@ void ScriptedOrigin::Serve(int fd) {
     }
   }
 done:
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
                   open_fds_.end());
   close(fd);

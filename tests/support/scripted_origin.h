@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "client_core/base/sync.h"
 
 namespace egress::testing {
 
@@ -52,7 +52,7 @@ class ScriptedOrigin {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
   std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
   int accepted_ ABSL_GUARDED_BY(mu_) = 0;
