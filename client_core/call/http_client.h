@@ -11,6 +11,10 @@
 // (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), the call is retried once on a
 // fresh connection, and the caller never sees the stale connection's error.
 //
+// Limits: the pool's in-flight limits reject a call at once, its connection
+// limits make it wait in a bounded queue (see pool.h); both with
+// kResourceExhausted naming the limit.
+//
 // Thread-safety: Execute() and pool() may be used from any thread.
 // Destruction closes every connection and joins the event loops; no callback
 // runs after the destructor returns.
@@ -77,8 +81,11 @@ class HttpClient {
   const HttpClientOptions& options() const { return options_; }
 
  private:
-  asio::awaitable<absl::StatusOr<Response>> Run(Request request,
-                                                AcquiredConnection pooled);
+  asio::awaitable<absl::StatusOr<Response>> Run(Request request, Lease idle,
+                                                absl::Time started);
+  // Runs the exchange on the connection's own event loop.
+  asio::awaitable<ExchangeResult> ExchangeOn(
+      std::shared_ptr<Connection> connection, const Request& request);
   void CallEnded();
 
   const HttpClientOptions options_;

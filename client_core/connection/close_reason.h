@@ -31,18 +31,26 @@ enum class CloseReason {
   // The call ended mid-exchange (deadline, cancellation, body too large):
   // an HTTP/1.1 connection cannot be reused with a response half-read.
   kCallAborted,
+  // Older than the pool's max_connection_lifetime.
+  kMaxLifetime,
+  // An allocation on it was leaked (outlived its call or stalled).
+  kLeaked,
   // An operator asked to evict idle connections.
   kEvictRequest,
+  // An operator drained the pool: closed as soon as it went idle.
+  kDrain,
   // The pool is shutting down.
   kShutdown,
 };
 
-inline constexpr std::array<CloseReason, 10> kAllCloseReasons = {
+inline constexpr std::array<CloseReason, 13> kAllCloseReasons = {
     CloseReason::kIdleTimeout,     CloseReason::kMaxIdle,
     CloseReason::kUnhealthy,       CloseReason::kPeerClosed,
     CloseReason::kConnectionClose, CloseReason::kProtocolError,
     CloseReason::kIoError,         CloseReason::kCallAborted,
-    CloseReason::kEvictRequest,    CloseReason::kShutdown,
+    CloseReason::kMaxLifetime,     CloseReason::kLeaked,
+    CloseReason::kEvictRequest,    CloseReason::kDrain,
+    CloseReason::kShutdown,
 };
 
 // The stable snake_case name used in stats, metrics and logs.
@@ -56,7 +64,10 @@ inline std::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kProtocolError: return "protocol_error";
     case CloseReason::kIoError: return "io_error";
     case CloseReason::kCallAborted: return "call_aborted";
+    case CloseReason::kMaxLifetime: return "max_lifetime";
+    case CloseReason::kLeaked: return "leaked";
     case CloseReason::kEvictRequest: return "evict_request";
+    case CloseReason::kDrain: return "drain";
     case CloseReason::kShutdown: return "shutdown";
   }
   return "unknown";

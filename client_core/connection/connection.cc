@@ -82,6 +82,8 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
   auto fail = [&](const asio::error_code& ec, absl::string_view during) {
     ExchangeResult r;
     r.request_written = result.request_written;
+    r.request_written_at = result.request_written_at;
+    r.first_byte_at = result.first_byte_at;
     r.nothing_received = parser_.nothing_received();
     if (guard.expired()) {
       r.response = absl::DeadlineExceededError(
@@ -104,6 +106,7 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
   auto [wec, wn] = co_await asio::async_write(socket_, out, kNoThrow);
   if (wec) co_return fail(wec, "writing the request to");
   result.request_written = true;
+  result.request_written_at = absl::Now();
 
   std::unique_ptr<char[]> buffer(new char[kReadChunk]);
   std::string body;
@@ -125,6 +128,9 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
       break;  // close-delimited body complete
     }
     if (rec) co_return fail(rec, "reading the response from");
+    if (result.first_byte_at == absl::InfinitePast()) {
+      result.first_byte_at = absl::Now();
+    }
     absl::StatusOr<size_t> used = parser_.Feed(std::string_view(buffer.get(), n));
     if (!used.ok()) {
       ExchangeResult r;

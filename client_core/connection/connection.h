@@ -45,6 +45,10 @@ struct ExchangeResult {
   // Every byte of the request reached the socket (the origin may have acted
   // on it).
   bool request_written = false;
+  // When the request was written, and when the first response byte arrived
+  // (InfinitePast if never).
+  absl::Time request_written_at = absl::InfinitePast();
+  absl::Time first_byte_at = absl::InfinitePast();
 };
 
 class Connection {

@@ -3,19 +3,52 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/strings/str_cat.h"
+#include "asio/async_result.hpp"
 #include "asio/post.hpp"
+#include "asio/this_coro.hpp"
+#include "asio/use_awaitable.hpp"
 
 namespace egress {
 namespace {
 
 size_t ReasonIndex(CloseReason reason) { return static_cast<size_t>(reason); }
+size_t LimitIndex(PoolLimit limit) { return static_cast<size_t>(limit); }
 
 std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       absl::ToChronoNanoseconds(d));
 }
 
+absl::Duration FromSteady(std::chrono::steady_clock::duration d) {
+  return absl::FromChrono(d);
+}
+
 }  // namespace
+
+absl::string_view PoolLimitName(PoolLimit limit) {
+  switch (limit) {
+    case PoolLimit::kMaxRequestsInFlight: return "max_requests_in_flight";
+    case PoolLimit::kMaxRequestsInFlightPerAddress:
+      return "max_requests_in_flight_per_address";
+    case PoolLimit::kMaxPendingPerAddress: return "max_pending_per_address";
+    case PoolLimit::kPendingTimeout: return "pending_timeout";
+  }
+  return "unknown";
+}
+
+// A call waiting in an address's queue. Its fields other than `handler` and
+// `timer` are guarded by the pool's mutex; `handler` and `timer` are touched
+// only on `executor` (the waiting coroutine's).
+struct ConnectionPool::Waiter {
+  AddressState* state = nullptr;
+  bool pending = true;
+  SteadyTime enqueued;
+  asio::any_io_executor executor;
+  absl::AnyInvocable<void(absl::StatusOr<Lease>)> handler;
+  std::unique_ptr<asio::steady_timer> timer;
+};
 
 ConnectionPool::ConnectionPool(const PoolOptions& options,
                                asio::any_io_executor cleanup_executor,
@@ -31,7 +64,42 @@ uint64_t ConnectionPool::NextConnectionId() {
   return next_connection_id_.fetch_add(1, std::memory_order_relaxed);
 }
 
-AcquiredConnection ConnectionPool::AcquireIdle(const Address& address) {
+absl::Status ConnectionPool::BeginRequest(const Address& address) {
+  MutexLock lock(&mu_);
+  if (shutdown_) return absl::CancelledError("egressd is shutting down");
+  if (options_.max_requests_in_flight > 0 &&
+      requests_in_flight_ >= options_.max_requests_in_flight) {
+    ++rejected_by_limit_[LimitIndex(PoolLimit::kMaxRequestsInFlight)];
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_requests_in_flight=", options_.max_requests_in_flight,
+        " reached; egressd is overloaded"));
+  }
+  AddressState& state = StateFor(address);
+  if (options_.max_requests_in_flight_per_address > 0 &&
+      state.requests_in_flight >= options_.max_requests_in_flight_per_address) {
+    ++rejected_by_limit_[LimitIndex(
+        PoolLimit::kMaxRequestsInFlightPerAddress)];
+    MaybeForget(&state);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_requests_in_flight_per_address=",
+        options_.max_requests_in_flight_per_address, " reached for ",
+        address.ToString()));
+  }
+  ++state.requests_in_flight;
+  ++requests_in_flight_;
+  return absl::OkStatus();
+}
+
+void ConnectionPool::EndRequest(const Address& address) {
+  MutexLock lock(&mu_);
+  auto it = addresses_.find(address);
+  if (it == addresses_.end()) return;
+  --it->second.requests_in_flight;
+  --requests_in_flight_;
+  MaybeForget(&it->second);
+}
+
+Lease ConnectionPool::TryAcquireIdle(const Address& address) {
   const auto now = std::chrono::steady_clock::now();
   const auto check_after = ToSteady(options_.health_check_after_idle);
   // Candidates are taken under the lock and probed outside it: the probe is
@@ -39,50 +107,156 @@ AcquiredConnection ConnectionPool::AcquireIdle(const Address& address) {
   while (true) {
     Entry* entry = nullptr;
     bool check = false;
+    Effects effects;
     {
       MutexLock lock(&mu_);
       if (shutdown_) return {};
       auto it = addresses_.find(address);
       if (it == addresses_.end() || it->second.idle.empty()) return {};
       entry = it->second.idle.back();
-      check = now - entry->idle_since >= check_after;
       UnmarkIdle(entry);
-      entry->allocations = 1;
-      ++in_use_count_;
+      if (PastLifetime(*entry, now)) {
+        Remove(entry, CloseReason::kMaxLifetime, &effects);
+        GrantFreedSlots(&it->second, &effects);
+        MaybeForget(&it->second);
+      } else {
+        check = now - entry->idle_since >= check_after;
+        entry->allocations = 1;
+        ++in_use_count_;
+        if (!check) return {entry->connection, entry->success_count > 0, {}};
+      }
     }
-    if (!check) return {entry->connection, entry->success_count > 0};
+    if (!effects.closing.empty()) {
+      Apply(std::move(effects));
+      continue;
+    }
     const Connection::Health health = entry->connection->ProbeHealth();
     if (health == Connection::Health::kHealthy) {
       MutexLock lock(&mu_);
-      return {entry->connection, entry->success_count > 0};
+      return {entry->connection, entry->success_count > 0, {}};
     }
-    std::vector<Closing> closing;
     {
       MutexLock lock(&mu_);
       entry->allocations = 0;
       --in_use_count_;
+      AddressState* state = entry->address_state;
       Remove(entry,
              health == Connection::Health::kPeerClosed ? CloseReason::kPeerClosed
                                                        : CloseReason::kUnhealthy,
-             &closing);
+             &effects);
+      GrantFreedSlots(state, &effects);
+      MaybeForget(state);
     }
-    CloseAll(std::move(closing));
+    Apply(std::move(effects));
   }
 }
 
-bool ConnectionPool::AddAllocated(std::shared_ptr<Connection> connection) {
+asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
+    const Address& address, absl::Time deadline, bool allow_idle) {
+  if (allow_idle) {
+    Lease idle = TryAcquireIdle(address);
+    if (idle.connection) co_return idle;
+  }
+  asio::any_io_executor executor = co_await asio::this_coro::executor;
+  auto waiter = std::make_shared<Waiter>();
+  {
+    MutexLock lock(&mu_);
+    if (shutdown_) co_return absl::CancelledError("egressd is shutting down");
+    AddressState& state = StateFor(address);
+    if (HasConnectionRoom(state)) {
+      ++state.connecting_count;
+      ++connecting_count_;
+      co_return Lease{};
+    }
+    if (state.pending_count >= options_.max_pending_per_address) {
+      ++rejected_by_limit_[LimitIndex(PoolLimit::kMaxPendingPerAddress)];
+      MaybeForget(&state);
+      co_return absl::ResourceExhaustedError(absl::StrCat(
+          "max_pending_per_address=", options_.max_pending_per_address,
+          " reached for ", address.ToString(), " (all ",
+          state.connection_count + state.connecting_count,
+          " connections busy)"));
+    }
+    waiter->state = &state;
+    waiter->enqueued = std::chrono::steady_clock::now();
+    waiter->executor = executor;
+    state.waiters.push_back(waiter);
+    ++state.pending_count;
+    ++pending_count_;
+    addresses_with_waiters_.insert(&state);
+  }
+
+  const absl::Time pending_limit = absl::Now() + options_.pending_timeout;
+  const bool deadline_first = deadline < pending_limit;
+  const absl::Time give_up = deadline_first ? deadline : pending_limit;
+  const std::string address_name = address.ToString();
+  // Grants are decided under the lock and delivered by a post to this
+  // executor; the timer runs here too. Whichever takes the waiter out of the
+  // queue (grant or timer, under the lock) completes the wait, exactly once.
+  // The initiation runs before this coroutine yields to the loop, so the
+  // handler is stored before any posted grant can run.
+  // (Named, not a temporary in the co_await expression: g++ 12 destroys
+  // such temporaries' captures twice.)
+  auto initiation = [this, waiter, give_up, deadline_first,
+                     address_name](auto handler) {
+        waiter->handler = std::move(handler);
+        waiter->timer = std::make_unique<asio::steady_timer>(waiter->executor);
+        absl::Duration left = give_up - absl::Now();
+        if (left < absl::ZeroDuration()) left = absl::ZeroDuration();
+        waiter->timer->expires_after(absl::ToChronoNanoseconds(left));
+        waiter->timer->async_wait([this, waiter, deadline_first, address_name](
+                                      const asio::error_code& ec) {
+          if (ec) return;  // a grant cancelled it
+          {
+            MutexLock lock(&mu_);
+            if (!waiter->pending) return;  // granted; its delivery is queued
+            waiter->pending = false;
+            --waiter->state->pending_count;
+            --pending_count_;
+            if (!deadline_first) {
+              ++rejected_by_limit_[LimitIndex(PoolLimit::kPendingTimeout)];
+            }
+          }
+          absl::Status status =
+              deadline_first
+                  ? absl::DeadlineExceededError(absl::StrCat(
+                        "deadline exceeded while waiting for a connection to ",
+                        address_name, " (connection limit reached)"))
+                  : absl::ResourceExhaustedError(absl::StrCat(
+                        "no connection to ", address_name,
+                        " within pending_timeout ",
+                        absl::FormatDuration(options_.pending_timeout),
+                        " (connection limit reached)"));
+          std::move(waiter->handler)(std::move(status));
+        });
+  };
+  absl::StatusOr<Lease> granted =
+      co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                    void(absl::StatusOr<Lease>)>(
+          initiation, asio::use_awaitable);
+  co_return granted;
+}
+
+bool ConnectionPool::AddConnected(std::shared_ptr<Connection> connection) {
   const uint64_t id = connection->id();
   const Address address = connection->address();
   {
     MutexLock lock(&mu_);
-    if (shutdown_) return false;
+    AddressState& state = StateFor(address);
+    --state.connecting_count;
+    --connecting_count_;
+    if (shutdown_) {
+      MaybeForget(&state);
+      return false;
+    }
     auto entry = std::make_unique<Entry>();
-    AddressState& state = addresses_[address];
-    if (state.connection_count == 0) state.address = address;
     ++state.connection_count;
     entry->address_state = &state;
     entry->connection = std::move(connection);
     entry->allocations = 1;
+    entry->created = std::chrono::steady_clock::now();
+    entry->created_wall = absl::Now();
+    entry->last_used_wall = entry->created_wall;
     ++in_use_count_;
     ++connections_opened_;
     entries_.emplace(id, std::move(entry));
@@ -91,76 +265,134 @@ bool ConnectionPool::AddAllocated(std::shared_ptr<Connection> connection) {
   return true;
 }
 
+void ConnectionPool::ConnectFailed(const Address& address) {
+  Effects effects;
+  {
+    MutexLock lock(&mu_);
+    AddressState& state = StateFor(address);
+    --state.connecting_count;
+    --connecting_count_;
+    ++connect_failures_;
+    GrantFreedSlots(&state, &effects);
+    MaybeForget(&state);
+  }
+  Apply(std::move(effects));
+}
+
 void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
                              bool succeeded,
                              std::optional<CloseReason> close_reason) {
-  std::vector<Closing> closing;
-  bool went_idle = false;
+  Effects effects;
   {
     MutexLock lock(&mu_);
     auto it = entries_.find(connection->id());
-    if (it == entries_.end()) return;  // closed meanwhile (shutdown)
+    if (it == entries_.end()) return;
     Entry* entry = it->second.get();
+    AddressState* state = entry->address_state;
+    const auto now = std::chrono::steady_clock::now();
     entry->allocations = 0;
-    --in_use_count_;
+    entry->last_used_wall = absl::Now();
     if (succeeded) {
       ++entry->success_count;
-      ++entry->address_state->requests_served;
+      ++state->requests_served;
     }
-    if (shutdown_) {
-      Remove(entry, CloseReason::kShutdown, &closing);
-    } else if (close_reason.has_value()) {
-      Remove(entry, *close_reason, &closing);
+    if (shutdown_) close_reason = CloseReason::kShutdown;
+    if (!close_reason && entry->no_new_exchanges) {
+      close_reason = entry->no_new_exchanges;
+    }
+    if (!close_reason && PastLifetime(*entry, now)) {
+      close_reason = CloseReason::kMaxLifetime;
+    }
+    if (close_reason) {
+      --in_use_count_;
+      Remove(entry, *close_reason, &effects);
+      GrantFreedSlots(state, &effects);
+      MaybeForget(state);
+    } else if (std::shared_ptr<Waiter> waiter = PopWaiter(state)) {
+      // Handed straight to a pending call: it stays in use.
+      entry->allocations = 1;
+      Lease lease{entry->connection, true, FromSteady(now - waiter->enqueued)};
+      effects.grants.push_back({std::move(waiter), std::move(lease)});
     } else {
-      AddressState* state = entry->address_state;
-      MarkIdle(entry, std::chrono::steady_clock::now());
-      went_idle = true;
-      EnforceIdleLimits(state, &closing);
+      --in_use_count_;
+      MarkIdle(entry, now);
+      effects.went_idle.emplace(entry->connection->id(), state->address);
+      EnforceIdleLimits(state, &effects);
+      MaybeForget(state);
       ScheduleCleanup();
     }
   }
-  // A connection closed at once for max_idle is reported closed, not idle.
-  const bool closed_now =
-      std::any_of(closing.begin(), closing.end(), [&](const Closing& c) {
-        return c.connection == connection;
-      });
-  if (went_idle && !closed_now && listener_ != nullptr) {
-    listener_->OnConnectionIdle(connection->id(), connection->address());
-  }
-  CloseAll(std::move(closing));
+  Apply(std::move(effects));
 }
 
 size_t ConnectionPool::EvictIdle(const std::optional<Address>& address) {
-  std::vector<Closing> closing;
+  Effects effects;
   {
     MutexLock lock(&mu_);
     if (address.has_value()) {
       auto it = addresses_.find(*address);
       if (it != addresses_.end()) {
-        while (!it->second.idle.empty()) {
-          Entry* entry = it->second.idle.front();
+        AddressState* state = &it->second;
+        while (!state->idle.empty()) {
+          Entry* entry = state->idle.front();
           UnmarkIdle(entry);
-          // Remove may erase the AddressState; stop before touching it again.
-          const bool last = it->second.connection_count == 1;
-          Remove(entry, CloseReason::kEvictRequest, &closing);
-          if (last) break;
+          Remove(entry, CloseReason::kEvictRequest, &effects);
         }
+        GrantFreedSlots(state, &effects);
+        MaybeForget(state);
       }
     } else {
+      std::vector<AddressState*> touched;
       while (!idle_lru_.empty()) {
         Entry* entry = idle_lru_.front();
+        touched.push_back(entry->address_state);
         UnmarkIdle(entry);
-        Remove(entry, CloseReason::kEvictRequest, &closing);
+        Remove(entry, CloseReason::kEvictRequest, &effects);
+      }
+      std::sort(touched.begin(), touched.end());
+      touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+      for (AddressState* state : touched) {
+        GrantFreedSlots(state, &effects);
+        MaybeForget(state);
       }
     }
   }
-  const size_t n = closing.size();
-  CloseAll(std::move(closing));
+  const size_t n = effects.closing.size();
+  Apply(std::move(effects));
   return n;
 }
 
+size_t ConnectionPool::Drain() {
+  Effects effects;
+  size_t marked = 0;
+  {
+    MutexLock lock(&mu_);
+    std::vector<AddressState*> touched;
+    for (auto& [id, entry] : entries_) {
+      if (!entry->no_new_exchanges) {
+        entry->no_new_exchanges = CloseReason::kDrain;
+        ++marked;
+      }
+    }
+    while (!idle_lru_.empty()) {
+      Entry* entry = idle_lru_.front();
+      touched.push_back(entry->address_state);
+      UnmarkIdle(entry);
+      Remove(entry, CloseReason::kDrain, &effects);
+    }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (AddressState* state : touched) {
+      GrantFreedSlots(state, &effects);
+      MaybeForget(state);
+    }
+  }
+  Apply(std::move(effects));
+  return marked;
+}
+
 void ConnectionPool::Shutdown(bool close_in_use) {
-  std::vector<Closing> closing;
+  Effects effects;
   std::vector<std::shared_ptr<Connection>> in_use;
   {
     MutexLock lock(&mu_);
@@ -168,13 +400,25 @@ void ConnectionPool::Shutdown(bool close_in_use) {
     while (!idle_lru_.empty()) {
       Entry* entry = idle_lru_.front();
       UnmarkIdle(entry);
-      Remove(entry, CloseReason::kShutdown, &closing);
+      Remove(entry, CloseReason::kShutdown, &effects);
     }
+    for (AddressState* state : addresses_with_waiters_) {
+      for (auto& waiter : state->waiters) {
+        if (!waiter->pending) continue;
+        waiter->pending = false;
+        --state->pending_count;
+        --pending_count_;
+        effects.grants.push_back(
+            {waiter, absl::CancelledError("egressd is shutting down")});
+      }
+      state->waiters.clear();
+    }
+    addresses_with_waiters_.clear();
     if (close_in_use) {
       for (auto& [id, entry] : entries_) in_use.push_back(entry->connection);
     }
   }
-  CloseAll(std::move(closing));
+  Apply(std::move(effects));
   // In-use connections are closed but stay in the pool until their call
   // releases them (counted then, as shutdown): their exchanges fail at once.
   for (auto& connection : in_use) {
@@ -194,16 +438,28 @@ PoolSnapshot ConnectionPool::Snapshot() const {
   snapshot.connection_count = static_cast<uint32_t>(entries_.size());
   snapshot.idle_count = static_cast<uint32_t>(idle_lru_.size());
   snapshot.in_use_count = in_use_count_;
+  snapshot.connecting_count = connecting_count_;
+  snapshot.pending_count = pending_count_;
+  snapshot.requests_in_flight = requests_in_flight_;
   snapshot.connections_opened = connections_opened_;
+  snapshot.connect_failures = connect_failures_;
   snapshot.closed_by_reason = closed_by_reason_;
+  snapshot.rejected_by_limit = rejected_by_limit_;
   snapshot.cleanup_wakeups = cleanup_wakeups_;
   snapshot.addresses.reserve(addresses_.size());
   for (const auto& [address, state] : addresses_) {
+    if (state.connection_count == 0 && state.connecting_count == 0 &&
+        state.pending_count == 0) {
+      continue;  // only calls in flight before connecting: nothing to show
+    }
     PoolSnapshot::AddressCounts counts;
     counts.address = address;
     counts.connection_count = state.connection_count;
     counts.idle_count = static_cast<uint32_t>(state.idle.size());
     counts.in_use_count = state.connection_count - counts.idle_count;
+    counts.connecting_count = state.connecting_count;
+    counts.pending_count = state.pending_count;
+    counts.requests_in_flight = state.requests_in_flight;
     counts.requests_served = state.requests_served;
     snapshot.addresses.push_back(std::move(counts));
   }
@@ -214,7 +470,122 @@ PoolSnapshot ConnectionPool::Snapshot() const {
   return snapshot;
 }
 
+std::vector<ConnectionSnapshot> ConnectionPool::ListConnections(
+    uint64_t start_id, size_t max_results,
+    const std::optional<Address>& address, bool* end) const {
+  std::vector<ConnectionSnapshot> out;
+  MutexLock lock(&mu_);
+  // Sorted ids: a listing is rare and paged, the map is not ordered.
+  std::vector<const Entry*> selected;
+  for (const auto& [id, entry] : entries_) {
+    if (id < start_id) continue;
+    if (address && entry->connection->address() != *address) continue;
+    selected.push_back(entry.get());
+  }
+  std::sort(selected.begin(), selected.end(), [](const Entry* a, const Entry* b) {
+    return a->connection->id() < b->connection->id();
+  });
+  const auto steady_now = std::chrono::steady_clock::now();
+  const absl::Time wall_now = absl::Now();
+  size_t n = selected.size();
+  if (max_results > 0 && n > max_results) n = max_results;
+  *end = n == selected.size();
+  for (size_t i = 0; i < n; ++i) {
+    const Entry& e = *selected[i];
+    ConnectionSnapshot s;
+    s.id = e.connection->id();
+    s.address = e.connection->address();
+    s.remote_address = e.connection->remote_address();
+    s.local_port = e.connection->local_port();
+    s.created = e.created_wall;
+    s.last_used = e.last_used_wall;
+    s.idle_since = e.idle ? wall_now - FromSteady(steady_now - e.idle_since)
+                          : absl::InfinitePast();
+    s.allocations = e.allocations;
+    s.success_count = e.success_count;
+    if (e.no_new_exchanges) {
+      s.no_new_exchanges_reason = std::string(CloseReasonName(*e.no_new_exchanges));
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+ConnectionPool::AddressState& ConnectionPool::StateFor(const Address& address) {
+  auto [it, inserted] = addresses_.try_emplace(address);
+  if (inserted) it->second.address = address;
+  return it->second;
+}
+
+void ConnectionPool::MaybeForget(AddressState* state) {
+  // An address with nothing open, connecting, waiting or in flight is
+  // forgotten, so the map stays as large as the set of live addresses.
+  if (state->connection_count == 0 && state->connecting_count == 0 &&
+      state->requests_in_flight == 0 && state->pending_count == 0) {
+    addresses_with_waiters_.erase(state);
+    const Address key = state->address;
+    addresses_.erase(key);
+  }
+}
+
+bool ConnectionPool::HasConnectionRoom(const AddressState& state) const {
+  const size_t total = entries_.size() + connecting_count_;
+  const size_t mine = state.connection_count + state.connecting_count;
+  return (options_.max_connections == 0 || total < options_.max_connections) &&
+         (options_.max_connections_per_address == 0 ||
+          mine < options_.max_connections_per_address);
+}
+
+std::shared_ptr<ConnectionPool::Waiter> ConnectionPool::PopWaiter(
+    AddressState* state) {
+  while (!state->waiters.empty()) {
+    std::shared_ptr<Waiter> waiter = std::move(state->waiters.front());
+    state->waiters.pop_front();
+    if (!waiter->pending) continue;  // timed out earlier
+    waiter->pending = false;
+    --state->pending_count;
+    --pending_count_;
+    if (state->waiters.empty()) addresses_with_waiters_.erase(state);
+    return waiter;
+  }
+  addresses_with_waiters_.erase(state);
+  return nullptr;
+}
+
+void ConnectionPool::GrantFreedSlots(AddressState* state, Effects* effects) {
+  const auto now = std::chrono::steady_clock::now();
+  auto grant_while_room = [&](AddressState* s) {
+    while (s->pending_count > 0 && HasConnectionRoom(*s)) {
+      std::shared_ptr<Waiter> waiter = PopWaiter(s);
+      if (waiter == nullptr) break;
+      ++s->connecting_count;
+      ++connecting_count_;
+      Lease lease;
+      lease.queue_wait = FromSteady(now - waiter->enqueued);
+      effects->grants.push_back({std::move(waiter), std::move(lease)});
+    }
+  };
+  grant_while_room(state);
+  if (addresses_with_waiters_.empty()) return;
+  // A global slot may have freed for calls waiting on other addresses.
+  std::vector<AddressState*> others(addresses_with_waiters_.begin(),
+                                    addresses_with_waiters_.end());
+  for (AddressState* other : others) {
+    if (options_.max_connections > 0 &&
+        entries_.size() + connecting_count_ >= options_.max_connections) {
+      break;
+    }
+    grant_while_room(other);
+  }
+}
+
+bool ConnectionPool::PastLifetime(const Entry& entry, SteadyTime now) const {
+  return options_.max_connection_lifetime > absl::ZeroDuration() &&
+         now - entry.created >= ToSteady(options_.max_connection_lifetime);
+}
+
 void ConnectionPool::MarkIdle(Entry* entry, SteadyTime now) {
+  entry->idle = true;
   entry->idle_since = now;
   entry->lru_position = idle_lru_.insert(idle_lru_.end(), entry);
   AddressState* state = entry->address_state;
@@ -222,36 +593,40 @@ void ConnectionPool::MarkIdle(Entry* entry, SteadyTime now) {
 }
 
 void ConnectionPool::UnmarkIdle(Entry* entry) {
+  entry->idle = false;
   idle_lru_.erase(entry->lru_position);
   entry->address_state->idle.erase(entry->address_position);
 }
 
 void ConnectionPool::Remove(Entry* entry, CloseReason reason,
-                            std::vector<Closing>* closing) {
+                            Effects* effects) {
   ++closed_by_reason_[ReasonIndex(reason)];
-  closing->push_back({entry->connection, reason});
-  AddressState* state = entry->address_state;
-  const uint64_t id = entry->connection->id();
-  // An address with no connections is forgotten, so the map stays as large
-  // as the set of live addresses.
-  if (--state->connection_count == 0) addresses_.erase(state->address);
-  entries_.erase(id);
+  effects->closing.push_back({entry->connection, reason});
+  --entry->address_state->connection_count;
+  entries_.erase(entry->connection->id());
 }
 
-void ConnectionPool::EnforceIdleLimits(AddressState* state,
-                                       std::vector<Closing>* closing) {
+void ConnectionPool::EnforceIdleLimits(AddressState* state, Effects* effects) {
   // Per address first: the surplus is that address's least recently used.
+  std::vector<AddressState*> touched;
   while (state->idle.size() > options_.max_idle_per_address) {
     Entry* victim = state->idle.front();
     UnmarkIdle(victim);
-    const bool last = state->connection_count == 1;
-    Remove(victim, CloseReason::kMaxIdle, closing);
-    if (last) return;
+    Remove(victim, CloseReason::kMaxIdle, effects);
   }
+  touched.push_back(state);
   while (idle_lru_.size() > options_.max_idle_connections) {
     Entry* victim = idle_lru_.front();
+    touched.push_back(victim->address_state);
     UnmarkIdle(victim);
-    Remove(victim, CloseReason::kMaxIdle, closing);
+    Remove(victim, CloseReason::kMaxIdle, effects);
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (AddressState* s : touched) GrantFreedSlots(s, effects);
+  // `state` is the caller's: it forgets it if it wants to.
+  for (AddressState* s : touched) {
+    if (s != state) MaybeForget(s);
   }
 }
 
@@ -262,7 +637,7 @@ void ConnectionPool::ScheduleCleanup() {
 }
 
 void ConnectionPool::RunCleanup() {
-  std::vector<Closing> closing;
+  Effects effects;
   {
     MutexLock lock(&mu_);
     const auto now = std::chrono::steady_clock::now();
@@ -270,8 +645,11 @@ void ConnectionPool::RunCleanup() {
     while (!idle_lru_.empty() &&
            now - idle_lru_.front()->idle_since >= keep_alive) {
       Entry* entry = idle_lru_.front();
+      AddressState* state = entry->address_state;
       UnmarkIdle(entry);
-      Remove(entry, CloseReason::kIdleTimeout, &closing);
+      Remove(entry, CloseReason::kIdleTimeout, &effects);
+      GrantFreedSlots(state, &effects);
+      MaybeForget(state);
     }
     if (idle_lru_.empty() || shutdown_) {
       // Nothing can expire: the timer stays unarmed until something idles.
@@ -292,11 +670,21 @@ void ConnectionPool::RunCleanup() {
       });
     }
   }
-  CloseAll(std::move(closing));
+  Apply(std::move(effects));
 }
 
-void ConnectionPool::CloseAll(std::vector<Closing> closing) {
-  for (Closing& c : closing) {
+void ConnectionPool::Apply(Effects effects) {
+  // A connection closed at once (max_idle) is reported closed, not idle.
+  if (effects.went_idle && listener_ != nullptr) {
+    const uint64_t id = effects.went_idle->first;
+    const bool closed_now = std::any_of(
+        effects.closing.begin(), effects.closing.end(),
+        [id](const Closing& c) { return c.connection->id() == id; });
+    if (!closed_now) {
+      listener_->OnConnectionIdle(id, effects.went_idle->second);
+    }
+  }
+  for (Closing& c : effects.closing) {
     if (listener_ != nullptr) {
       listener_->OnConnectionClosed(c.connection->id(), c.connection->address(),
                                     c.reason);
@@ -305,6 +693,13 @@ void ConnectionPool::CloseAll(std::vector<Closing> closing) {
     asio::any_io_executor executor = connection->executor();
     asio::post(executor, [connection = std::move(connection)] {
       connection->Close();
+    });
+  }
+  for (Grant& g : effects.grants) {
+    std::shared_ptr<Waiter> waiter = std::move(g.waiter);
+    asio::post(waiter->executor, [waiter, result = std::move(g.result)]() mutable {
+      if (waiter->timer) waiter->timer->cancel();
+      std::move(waiter->handler)(std::move(result));
     });
   }
 }

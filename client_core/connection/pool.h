@@ -5,28 +5,44 @@
 //   - An *allocation* is a call's claim on a connection for one exchange. An
 //     HTTP/1.1 connection carries at most one allocation at a time.
 //   - A connection is *in use* while it has an allocation, and *idle*
-//     otherwise. Only idle connections are handed out by AcquireIdle().
+//     otherwise. A *connecting* slot is a connection being opened by a call;
+//     it counts against the connection limits like an open one.
 //   - A connection is *reused* when it serves an exchange after having
 //     completed one before (success count > 0).
+//   - A connection with *no new exchanges* finishes its current exchange and
+//     is then closed; the flag is one-way and carries its reason (drain,
+//     max_lifetime, leaked, ...).
+//   - A call is *pending* while it waits in its address's queue because the
+//     connection limits are reached; it is granted either a connection that
+//     another call released (handed over without going idle) or permission
+//     to connect when a slot frees.
 //   - *Eviction* closes a connection the pool no longer wants; every closed
 //     connection is counted under exactly one CloseReason.
 //
 // Selection: among the idle connections of an address, the most recently
 // used one wins (a per-address stack). OkHttp takes the oldest; taking the
-// newest keeps the hot set small, lets the surplus age out under keep-alive,
-// and favours the connection least likely to have been closed by the origin.
+// newest keeps the hot set small, lets the surplus age out under keep-alive
+// (so the pool shrinks after a burst), and favours the connection least
+// likely to have been closed by the origin in the meantime.
 //
-// Cost: AcquireIdle, AddAllocated and Release are O(1) expected time in the
-// number of pooled connections and addresses (hash lookup, list splice).
+// Limits (OkHttp's Dispatcher, Envoy's circuit breakers): calls in flight
+// (total and per address) overflow at once; connections (total and per
+// address) make calls wait in a bounded per-address queue with a timeout.
+// Every rejection is RESOURCE_EXHAUSTED naming the limit, and is counted.
+//
+// Cost: acquire and release are O(1) expected time in the number of pooled
+// connections and addresses (hash lookups, list splices). Granting a waiter
+// after a global slot frees looks only at addresses that have waiters.
 //
 // Eviction: a timer on one event loop, armed for the next expiry only (the
 // least recently idle connection's idle_since + keep_alive); it is not armed
 // while nothing is idle, so it never wakes for nothing.
 //
-// Thread-safety: every public method is thread-safe. The pool never calls
-// Connection I/O under its lock; connections it closes are closed on their own
-// event loop. The pool must outlive the event loops' last handler (the owner
-// stops the loops, then destroys the pool).
+// Thread-safety: every public method is thread-safe. The pool never does
+// connection I/O under its lock (the health probe runs outside it);
+// connections it closes are closed on their own event loop. The pool must
+// outlive the event loops' last handler (the owner stops the loops, then
+// destroys the pool).
 #ifndef EGRESS_CLIENT_CORE_CONNECTION_POOL_H_
 #define EGRESS_CLIENT_CORE_CONNECTION_POOL_H_
 
@@ -34,6 +50,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <memory>
 #include <optional>
@@ -42,9 +59,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "asio/any_io_executor.hpp"
+#include "asio/awaitable.hpp"
 #include "asio/steady_timer.hpp"
 #include "client_core/base/sync.h"
 #include "client_core/connection/address.h"
@@ -65,30 +85,71 @@ class PoolListener {
                                   CloseReason) {}
 };
 
-// A consistent copy of the pool's state, for PoolStats.
+// The limits a call can be rejected by; names as in PoolOptions.
+enum class PoolLimit {
+  kMaxRequestsInFlight,
+  kMaxRequestsInFlightPerAddress,
+  kMaxPendingPerAddress,
+  kPendingTimeout,
+};
+inline constexpr size_t kPoolLimitCount = 4;
+// "max_requests_in_flight", ..., "pending_timeout".
+absl::string_view PoolLimitName(PoolLimit limit);
+
+// One connection as the pool sees it, for ListConnections.
+struct ConnectionSnapshot {
+  uint64_t id = 0;
+  Address address;
+  std::string remote_address;
+  uint16_t local_port = 0;
+  absl::Time created;
+  absl::Time last_used;  // last allocation released (created if never)
+  absl::Time idle_since;  // InfinitePast while in use
+  int allocations = 0;
+  uint64_t success_count = 0;
+  // Empty unless the connection takes no new exchanges.
+  std::string no_new_exchanges_reason;
+};
+
+// A consistent copy of the pool's counters, for PoolStats.
 struct PoolSnapshot {
   struct AddressCounts {
     Address address;
     uint32_t connection_count = 0;
     uint32_t idle_count = 0;
     uint32_t in_use_count = 0;
+    uint32_t connecting_count = 0;
+    uint32_t pending_count = 0;
+    uint32_t requests_in_flight = 0;
     uint64_t requests_served = 0;
   };
   uint32_t connection_count = 0;
   uint32_t idle_count = 0;
   uint32_t in_use_count = 0;
+  uint32_t connecting_count = 0;
+  uint32_t pending_count = 0;
+  uint32_t requests_in_flight = 0;
   // Sorted by Address::ToString().
   std::vector<AddressCounts> addresses;
   uint64_t connections_opened = 0;
+  uint64_t connect_failures = 0;
   // Indexed by CloseReason.
   std::array<uint64_t, kAllCloseReasons.size()> closed_by_reason{};
+  // Indexed by PoolLimit.
+  std::array<uint64_t, kPoolLimitCount> rejected_by_limit{};
   uint64_t cleanup_wakeups = 0;
 };
 
-// A connection handed to a call, with what the call needs to report.
-struct AcquiredConnection {
-  std::shared_ptr<Connection> connection;  // null: none idle
+// What Acquire gives a call: a connection, or permission to open one.
+struct Lease {
+  // Set: use this connection (allocated to the caller).
+  std::shared_ptr<Connection> connection;
   bool reused = false;
+  // Unset connection: the caller holds a connecting slot and must end it
+  // with AddConnected() or ConnectFailed().
+  bool may_connect() const { return connection == nullptr; }
+  // Time spent in the pending queue.
+  absl::Duration queue_wait;
 };
 
 class ConnectionPool {
@@ -108,22 +169,40 @@ class ConnectionPool {
   // A fresh connection id, unique for the life of the process.
   uint64_t NextConnectionId();
 
-  // Hands out the most recently used healthy idle connection of `address`,
-  // allocated to the caller, or a null connection when there is none.
-  // Connections found unhealthy on the way are closed (peer_closed or
-  // unhealthy).
-  AcquiredConnection AcquireIdle(const Address& address)
+  // Counts a call in flight to `address` until EndRequest. Fails with
+  // RESOURCE_EXHAUSTED when an in-flight limit is reached (the call must
+  // then not call EndRequest), or CANCELLED after Shutdown.
+  absl::Status BeginRequest(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
+  void EndRequest(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Fast path, no waiting: the most recently used healthy idle connection of
+  // `address`, allocated to the caller, or a null connection. Connections
+  // found unhealthy or past their lifetime on the way are closed.
+  Lease TryAcquireIdle(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // An idle connection, or a connecting slot, or a place in the pending
+  // queue until one of them is granted. Fails with RESOURCE_EXHAUSTED (queue
+  // full, pending_timeout), DEADLINE_EXCEEDED (`deadline` passed while
+  // pending) or CANCELLED (shutdown). With `allow_idle` false, idle
+  // connections are skipped (a retry wants a fresh connection). Runs on the
+  // calling coroutine's executor.
+  asio::awaitable<absl::StatusOr<Lease>> Acquire(const Address& address,
+                                                 absl::Time deadline,
+                                                 bool allow_idle = true)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Adds a connection the caller just connected, allocated to the caller.
-  // False when the pool is shut down: the caller closes the connection.
-  bool AddAllocated(std::shared_ptr<Connection> connection)
+  // Ends a connecting slot with the connection that was opened, allocated
+  // to the caller. False when the pool is shut down: the caller closes it.
+  bool AddConnected(std::shared_ptr<Connection> connection)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends a connecting slot whose connect failed.
+  void ConnectFailed(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends the caller's allocation. `succeeded` says an exchange completed (it
   // counts towards reuse). With a `close_reason` the connection leaves the
-  // pool and is closed; otherwise it goes idle, unless the idle limits or a
-  // shutdown close it at once.
+  // pool and is closed; otherwise it is handed to a pending call or goes
+  // idle, unless its no-new-exchanges flag, its lifetime or the idle limits
+  // close it at once.
   void Release(const std::shared_ptr<Connection>& connection, bool succeeded,
                std::optional<CloseReason> close_reason)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -133,9 +212,15 @@ class ConnectionPool {
   size_t EvictIdle(const std::optional<Address>& address)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Every connection open now takes no new exchanges: idle ones close at
+  // once, in-use ones when released (reason drain). Connections opened later
+  // are not affected. Returns how many connections were marked.
+  size_t Drain() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Closes every idle connection and, from now on, every connection as it is
-  // released (reason shutdown). With `close_in_use`, in-use connections are
-  // closed too, failing their exchanges. Idempotent.
+  // released (reason shutdown); pending calls fail with CANCELLED. With
+  // `close_in_use`, in-use connections are closed too, failing their
+  // exchanges. Idempotent.
   void Shutdown(bool close_in_use) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Number of connections allocated to calls right now.
@@ -143,9 +228,18 @@ class ConnectionPool {
 
   PoolSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Open connections with id >= `start_id` (ascending ids), at most
+  // `max_results` (0: all), optionally of one address. `end` is set when no
+  // connection follows the last one returned.
+  std::vector<ConnectionSnapshot> ListConnections(
+      uint64_t start_id, size_t max_results,
+      const std::optional<Address>& address, bool* end) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;
   struct AddressState;
+  struct Waiter;
 
   // The pool's record of one connection.
   struct Entry {
@@ -153,7 +247,13 @@ class ConnectionPool {
     AddressState* address_state = nullptr;
     int allocations = 0;
     uint64_t success_count = 0;
+    SteadyTime created;
+    absl::Time created_wall;
+    absl::Time last_used_wall;
     SteadyTime idle_since;
+    // Set once; the connection finishes what it carries and closes.
+    std::optional<CloseReason> no_new_exchanges;
+    bool idle = false;
     // Valid while idle: positions in idle_lru_ and address_state->idle.
     std::list<Entry*>::iterator lru_position;
     std::list<Entry*>::iterator address_position;
@@ -164,7 +264,13 @@ class ConnectionPool {
     // Idle entries, most recently used at the back.
     std::list<Entry*> idle;
     uint32_t connection_count = 0;
+    uint32_t connecting_count = 0;
+    uint32_t requests_in_flight = 0;
     uint64_t requests_served = 0;
+    // Pending calls in arrival order; entries no longer pending (timed out)
+    // are skipped when popped. `pending_count` counts the live ones.
+    std::deque<std::shared_ptr<Waiter>> waiters;
+    uint32_t pending_count = 0;
   };
 
   // A connection leaving the pool, closed after the lock is dropped.
@@ -173,19 +279,49 @@ class ConnectionPool {
     CloseReason reason;
   };
 
+  // A grant to a pending call, delivered after the lock is dropped.
+  struct Grant {
+    std::shared_ptr<Waiter> waiter;
+    absl::StatusOr<Lease> result;
+  };
+
+  // Work collected under the lock and done after it is dropped.
+  struct Effects {
+    std::vector<Closing> closing;
+    std::vector<Grant> grants;
+    std::optional<std::pair<uint64_t, Address>> went_idle;
+  };
+
+  AddressState& StateFor(const Address& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Erases `state` when nothing refers to it any more.
+  void MaybeForget(AddressState* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasConnectionRoom(const AddressState& state) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pops `state`'s first live waiter, or null.
+  std::shared_ptr<Waiter> PopWaiter(AddressState* state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a connecting slot or connection went away: grants connecting
+  // slots to waiters that now fit, this address's first.
+  void GrantFreedSlots(AddressState* state, Effects* effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PastLifetime(const Entry& entry, SteadyTime now) const;
+
   void MarkIdle(Entry* entry, SteadyTime now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnmarkIdle(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Removes `entry` from the pool, counting `reason`; appends to `closing`.
-  void Remove(Entry* entry, CloseReason reason, std::vector<Closing>* closing)
+  // Removes `entry` from the pool, counting `reason`. Does not grant freed
+  // slots (callers do, once, when done) and does not forget the address.
+  void Remove(Entry* entry, CloseReason reason, Effects* effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EnforceIdleLimits(AddressState* state, std::vector<Closing>* closing)
+  void EnforceIdleLimits(AddressState* state, Effects* effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Posts the cleanup pass when idle connections exist and none is pending.
   void ScheduleCleanup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs on the cleanup executor: evicts expired connections, re-arms.
   void RunCleanup() ABSL_LOCKS_EXCLUDED(mu_);
-  // Closes each connection on its own event loop and tells the listener.
-  void CloseAll(std::vector<Closing> closing) ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes connections on their own loops, delivers grants, tells the
+  // listener.
+  void Apply(Effects effects) ABSL_LOCKS_EXCLUDED(mu_);
 
   const PoolOptions options_;
   asio::any_io_executor cleanup_executor_;
@@ -195,13 +331,22 @@ class ConnectionPool {
   mutable Mutex mu_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Entry>> entries_
       ABSL_GUARDED_BY(mu_);
-  // Pointer-stable: entries point at their AddressState.
+  // Pointer-stable: entries and waiters point at their AddressState.
   absl::node_hash_map<Address, AddressState> addresses_ ABSL_GUARDED_BY(mu_);
+  // Addresses with pending calls, for granting a freed global slot.
+  absl::flat_hash_set<AddressState*> addresses_with_waiters_
+      ABSL_GUARDED_BY(mu_);
   // All idle entries, least recently idle at the front.
   std::list<Entry*> idle_lru_ ABSL_GUARDED_BY(mu_);
   uint32_t in_use_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t connecting_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t pending_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t requests_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t connections_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t connect_failures_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<uint64_t, kAllCloseReasons.size()> closed_by_reason_
+      ABSL_GUARDED_BY(mu_){};
+  std::array<uint64_t, kPoolLimitCount> rejected_by_limit_
       ABSL_GUARDED_BY(mu_){};
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   // A cleanup pass is posted or its timer armed.

@@ -34,6 +34,38 @@ struct PoolOptions {
   // closed an idle connection before a non-idempotent request is written to
   // it (which could then not be retried).
   absl::Duration health_check_after_idle = absl::ZeroDuration();
+
+  // A connection older than this takes no new exchanges and is closed when
+  // its last one ends (reason max_lifetime); the next connection resolves
+  // DNS again. 0: no limit. Set it when origins sit behind DNS-switched
+  // deployments (blue/green) or load balancers that rebalance only new
+  // connections (OkHttp #3520, #9218).
+  absl::Duration max_connection_lifetime = absl::ZeroDuration();
+
+  // Open and connecting connections, over all addresses. 0: no limit.
+  // Default 16384: well below a sidecar's usual file-descriptor limit.
+  size_t max_connections = 16384;
+
+  // Open and connecting connections to one address. 0: no limit. Default
+  // 1024, Envoy's default max_connections circuit breaker.
+  size_t max_connections_per_address = 1024;
+
+  // Calls in flight (waiting for, or holding, a connection) over all
+  // addresses; one more fails at once with RESOURCE_EXHAUSTED. 0: no limit.
+  // Default 65536.
+  size_t max_requests_in_flight = 65536;
+
+  // Calls in flight to one address; 0: no limit (the default).
+  size_t max_requests_in_flight_per_address = 0;
+
+  // Calls waiting for a connection of one address while its connection
+  // limit is reached; one more fails at once with RESOURCE_EXHAUSTED.
+  // Default 16384.
+  size_t max_pending_per_address = 16384;
+
+  // How long a call may wait in the pending queue before it fails with
+  // RESOURCE_EXHAUSTED (the call's deadline may end it sooner). Default 10 s.
+  absl::Duration pending_timeout = absl::Seconds(10);
 };
 
 }  // namespace egress

@@ -36,6 +36,23 @@ struct ConnectionUse {
   std::string remote_address;
 };
 
+// Where a call's time went, each phase measured from the call's start
+// (Execute) unless it says otherwise. Phases that did not happen are zero.
+struct CallTiming {
+  // Waiting in the pool's pending queue for a connection.
+  absl::Duration queue_wait;
+  // DNS lookup, TCP connect and TLS handshake of a new connection.
+  absl::Duration dns;
+  absl::Duration connect;
+  absl::Duration tls;
+  // From the call's start until the connection was acquired, the request
+  // written, the first response byte received, and the call done.
+  absl::Duration connection_acquired;
+  absl::Duration request_written;
+  absl::Duration first_byte;
+  absl::Duration total;
+};
+
 struct Response {
   int status_code = 0;
   std::string reason;
@@ -44,6 +61,7 @@ struct Response {
   // "http/1.1" or "h2".
   std::string protocol;
   ConnectionUse connection;
+  CallTiming timing;
 };
 
 }  // namespace egress

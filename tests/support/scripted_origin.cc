@@ -61,6 +61,13 @@ int ScriptedOrigin::requests_received() const {
   return requests_;
 }
 
+void ScriptedOrigin::AwaitRequests(int n) {
+  MutexLock lock(&mu_);
+  mu_.Await([this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return requests_ >= n;
+  });
+}
+
 void ScriptedOrigin::AwaitClosedByOrigin(int n) {
   MutexLock lock(&mu_);
   mu_.Await([this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {

@@ -36,6 +36,8 @@ class ScriptedOrigin {
 
   int connections_accepted() const ABSL_LOCKS_EXCLUDED(mu_);
   int requests_received() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until `n` requests have arrived (over all connections).
+  void AwaitRequests(int n) ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until the origin has closed `n` connections itself
   // (close_after replies).
   void AwaitClosedByOrigin(int n) ABSL_LOCKS_EXCLUDED(mu_);
