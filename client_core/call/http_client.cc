@@ -1,11 +1,15 @@
 #include "client_core/call/http_client.h"
 
 #include <exception>
+#include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "asio/async_result.hpp"
 #include "asio/co_spawn.hpp"
+#include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
 #include "client_core/connection/connector.h"
@@ -33,7 +37,8 @@ HttpClient::HttpClient(const HttpClientOptions& options,
     : options_(options),
       loops_(LoopCount(options.event_loops)),
       pool_(std::make_unique<ConnectionPool>(options.pool, loops_.executor(0),
-                                             listener)) {}
+                                             listener)),
+      connector_(options.connector, options.resolver) {}
 
 HttpClient::~HttpClient() {
   Shutdown(absl::ZeroDuration());
@@ -41,6 +46,21 @@ HttpClient::~HttpClient() {
 }
 
 void HttpClient::Execute(Request request, Callback done) {
+  Start(std::move(request), nullptr, std::move(done));
+}
+
+std::shared_ptr<StreamCall> HttpClient::Stream(
+    Request request, std::shared_ptr<StreamConsumer> consumer) {
+  std::shared_ptr<StreamCall> call(new StreamCall(consumer));
+  Start(std::move(request), call,
+        [consumer](absl::StatusOr<Response> result) {
+          consumer->OnDone(std::move(result));
+        });
+  return call;
+}
+
+void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
+                       Callback done) {
   if (absl::Status valid = ValidateRequest(request); !valid.ok()) {
     std::move(done)(std::move(valid));
     return;
@@ -67,7 +87,8 @@ void HttpClient::Execute(Request request, Callback done) {
   asio::any_io_executor executor =
       idle.connection ? idle.connection->executor() : loops_.Next();
   asio::co_spawn(
-      executor, Run(std::move(request), std::move(idle), started),
+      executor,
+      Run(std::move(request), std::move(idle), started, std::move(stream)),
       [this, address, done = std::move(done)](
           std::exception_ptr error, absl::StatusOr<Response> result) mutable {
         if (error) {
@@ -79,8 +100,146 @@ void HttpClient::Execute(Request request, Callback done) {
       });
 }
 
+// Delivers a streamed exchange to its StreamCall's consumer, waiting for the
+// consumer's `ready` after each piece and reporting a leak when it stalls.
+class StreamCall::Sink : public ExchangeSink {
+ public:
+  Sink(HttpClient* client, std::shared_ptr<StreamCall> call,
+       const Request& request, const Connection& connection, bool reused,
+       absl::Time started)
+      : client_(client),
+        call_(std::move(call)),
+        connection_id_(connection.id()),
+        remote_address_(connection.remote_address()),
+        reused_(reused) {
+    auto leak = std::make_shared<LeakReport>();
+    leak->call_id = request.call_id;
+    leak->method = request.method;
+    leak->url = request.url.Redacted();
+    leak->connection_id = connection.id();
+    leak->caller = request.caller;
+    leak->detected_at = started;  // replaced when detected; age from it
+    leak_template_ = std::move(leak);
+  }
+
+  asio::awaitable<bool> OnHead(const ResponseHead& h) override {
+    Response head;
+    head.status_code = h.status_code;
+    head.reason = h.reason;
+    head.headers = h.headers;
+    head.protocol = "http/1.1";
+    head.connection = {connection_id_, reused_, remote_address_};
+    auto deliver = [&](StreamConsumer::Ready ready) {
+      call_->consumer_->OnHead(head, std::move(ready));
+    };
+    const bool proceed = co_await Wait(deliver);
+    co_return proceed;
+  }
+
+  asio::awaitable<bool> OnBody(std::string chunk) override {
+    call_->bytes_moved_ += chunk.size();
+    auto deliver = [&](StreamConsumer::Ready ready) {
+      call_->consumer_->OnBody(std::move(chunk), std::move(ready));
+    };
+    const bool proceed = co_await Wait(deliver);
+    co_return proceed;
+  }
+
+ private:
+  // Hands a piece to the consumer and waits for its `ready` (true) or a
+  // Cancel (false).
+  template <typename Deliver>
+  asio::awaitable<bool> Wait(Deliver& deliver) {
+    asio::any_io_executor executor = co_await asio::this_coro::executor;
+    asio::steady_timer leak_timer(executor);
+    leak_timer.expires_after(
+        absl::ToChronoNanoseconds(client_->options_.leak_threshold));
+    // The timer may fire after this Sink is gone; its handler holds only
+    // what it needs.
+    leak_timer.async_wait([client = client_, call = call_,
+                           leak = leak_template_](const asio::error_code& ec) {
+      if (!ec) ReportLeak(client, *call, *leak);
+    });
+    auto initiation = [&](auto handler) {
+      uint64_t wait;
+      {
+        MutexLock lock(&call_->mu_);
+        if (call_->cancelled_) {
+          asio::post(executor, [h = std::move(handler)]() mutable {
+            std::move(h)(false);
+          });
+          return;
+        }
+        wait = ++call_->wait_number_;
+        call_->pending_ = std::move(handler);
+        call_->pending_executor_ = executor;
+      }
+      deliver([call = call_, wait]() { call->Resume(wait, true); });
+    };
+    const bool proceed =
+        co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                      void(bool)>(initiation,
+                                                  asio::use_awaitable);
+    leak_timer.cancel();
+    co_return proceed;
+  }
+
+  // Reports the call's leak once; its connection takes no new exchanges.
+  static void ReportLeak(HttpClient* client, StreamCall& call,
+                         const LeakReport& leak) {
+    if (call.leak_reported_) return;
+    call.leak_reported_ = true;
+    LeakReport report = leak;
+    report.detected_at = absl::Now();
+    report.age = report.detected_at - leak.detected_at;
+    report.bytes_moved = call.bytes_moved_;
+    client->leaks_.Add(std::move(report));
+    client->pool_->MarkNoNewExchanges(leak.connection_id, CloseReason::kLeaked);
+  }
+
+  HttpClient* const client_;
+  const std::shared_ptr<StreamCall> call_;
+  const uint64_t connection_id_;
+  const std::string remote_address_;
+  const bool reused_;
+  // The call's part of a leak report, filled in at detection.
+  std::shared_ptr<const LeakReport> leak_template_;
+};
+
+bool StreamCall::cancelled() const {
+  MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+void StreamCall::Cancel() {
+  uint64_t wait;
+  {
+    MutexLock lock(&mu_);
+    if (cancelled_) return;
+    cancelled_ = true;
+    wait = wait_number_;
+  }
+  Resume(wait, false);
+}
+
+void StreamCall::Resume(uint64_t wait, bool proceed) {
+  ResumeHandler handler;
+  asio::any_io_executor executor;
+  {
+    MutexLock lock(&mu_);
+    if (wait != wait_number_ || !pending_) return;
+    handler = std::move(pending_);
+    pending_ = nullptr;
+    executor = pending_executor_;
+  }
+  asio::post(executor, [h = std::move(handler), proceed]() mutable {
+    std::move(h)(proceed);
+  });
+}
+
 asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
-    std::shared_ptr<Connection> connection, const Request& request) {
+    std::shared_ptr<Connection> connection, const Request& request,
+    ExchangeSink* sink) {
   // Results and callables are named locals, never temporaries inside a
   // co_await expression: g++ 12 destroys such temporaries twice (seen here as
   // a connection freed while pooled).
@@ -88,16 +247,16 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
   if (connection->executor() == here) {
     ExchangeResult result = co_await connection->Exchange(
         request, options_.http1, options_.max_response_body_bytes,
-        request.deadline);
+        request.deadline, sink);
     co_return result;
   }
   // A connection handed over from another loop: its I/O runs on its own
   // loop, and this call resumes here when it is done.
-  auto exchange = [this, connection,
-                   &request]() -> asio::awaitable<ExchangeResult> {
+  auto exchange = [this, connection, &request,
+                   sink]() -> asio::awaitable<ExchangeResult> {
     ExchangeResult result = co_await connection->Exchange(
         request, options_.http1, options_.max_response_body_bytes,
-        request.deadline);
+        request.deadline, sink);
     co_return result;
   };
   ExchangeResult result = co_await asio::co_spawn(connection->executor(),
@@ -105,9 +264,9 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
   co_return result;
 }
 
-asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(Request request,
-                                                          Lease idle,
-                                                          absl::Time started) {
+asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
+    Request request, Lease idle, absl::Time started,
+    std::shared_ptr<StreamCall> stream) {
   const Address address = Address::FromUrl(request.url);
   CallTiming timing;
   for (int attempt = 0;; ++attempt) {
@@ -123,16 +282,15 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(Request request,
       timing.queue_wait += lease.queue_wait;
     }
     if (lease.may_connect()) {
-      const absl::Time connect_start = absl::Now();
-      absl::StatusOr<std::shared_ptr<Connection>> connected =
-          co_await Connect(address, pool_->NextConnectionId(),
-                           options_.connect, request.deadline);
-      timing.connect += absl::Now() - connect_start;
+      absl::StatusOr<ConnectResult> connected = co_await connector_.Connect(
+          address, pool_->NextConnectionId(), request.deadline);
       if (!connected.ok()) {
         pool_->ConnectFailed(address);
         co_return connected.status();
       }
-      lease.connection = *std::move(connected);
+      timing.dns += connected->dns_time;
+      timing.connect += connected->connect_time;
+      lease.connection = std::move(connected->connection);
       lease.reused = false;
       if (!pool_->AddConnected(lease.connection)) {
         lease.connection->Close();
@@ -141,8 +299,17 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(Request request,
     }
     const std::shared_ptr<Connection> connection = lease.connection;
     timing.connection_acquired = absl::Now() - started;
-    ExchangeResult result = co_await ExchangeOn(connection, request);
-    pool_->Release(connection, result.response.ok(), result.close_reason);
+    std::optional<StreamCall::Sink> sink;
+    if (stream != nullptr) {
+      if (stream->cancelled()) {
+        pool_->Release(connection, false, std::nullopt);
+        co_return absl::CancelledError("the stream was cancelled");
+      }
+      sink.emplace(this, stream, request, *connection, lease.reused, started);
+    }
+    ExchangeResult result =
+        co_await ExchangeOn(connection, request, sink ? &*sink : nullptr);
+    pool_->Release(connection, result.completed, result.close_reason);
 
     if (!result.response.ok()) {
       const bool stale_connection =
@@ -166,14 +333,20 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(Request request,
 
 void HttpClient::Shutdown(absl::Duration grace) {
   if (shutting_down_.exchange(true)) return;
-  // In-flight calls end by themselves (each has a deadline); the grace period
-  // bounds how long shutdown waits for them.
+  const auto no_calls = [this] { return in_flight_.load() == 0; };
   {
+    // In-flight calls end by themselves (each has a deadline); the grace
+    // period bounds how long shutdown waits for them.
     MutexLock lock(&drain_mu_);
-    drain_mu_.AwaitWithTimeout([this] { return in_flight_.load() == 0; },
-                               grace);
+    drain_mu_.AwaitWithTimeout(no_calls, grace);
   }
   pool_->Shutdown(/*close_in_use=*/true);
+  {
+    // Closing their connections fails the rest promptly; once this returns
+    // every callback has run, so the caller may tear down what they touch.
+    MutexLock lock(&drain_mu_);
+    drain_mu_.AwaitWithTimeout(no_calls, kShutdownCallbackWait);
+  }
 }
 
 void HttpClient::CallEnded() {

@@ -31,6 +31,8 @@
 #include "absl/time/time.h"
 #include "asio/awaitable.hpp"
 #include "client_core/base/sync.h"
+#include "client_core/call/leak_registry.h"
+#include "client_core/call/stream_consumer.h"
 #include "client_core/connection/connector.h"
 #include "client_core/connection/pool.h"
 #include "client_core/connection/pool_options.h"
@@ -44,11 +46,50 @@ struct HttpClientOptions {
   // Event loops (threads doing network I/O). 0: one per CPU core.
   size_t event_loops = 0;
   PoolOptions pool;
-  ConnectOptions connect;
+  // Routes, DNS and connect racing (connector.h).
+  ConnectorOptions connector;
+  // Resolves host names; null: DNS (c-ares) with a TTL-clamped cache. A
+  // StaticResolver pins hosts (tests, --resolve).
+  std::shared_ptr<Resolver> resolver;
   Http1Limits http1;
   // Largest response body a call will buffer (kResourceExhausted past it).
   // Default 4 MiB, gRPC's default largest message a client accepts.
   uint64_t max_response_body_bytes = 4 * 1024 * 1024;
+  // A streamed call whose consumer holds a body piece longer than this is
+  // reported as a leak (leak_registry.h). Default 30 s.
+  absl::Duration leak_threshold = absl::Seconds(30);
+};
+
+// A streamed call in progress (HttpClient::Stream).
+//
+// Thread-safe. Cancel() may be called from any thread, any number of times:
+// a pending wait for the consumer ends, the rest of the response is drained
+// (if short) or the connection closed, and OnDone(kCancelled) follows unless
+// the call already ended.
+class StreamCall : public std::enable_shared_from_this<StreamCall> {
+ public:
+  void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  friend class HttpClient;
+  class Sink;
+  using ResumeHandler = absl::AnyInvocable<void(bool)>;
+
+  explicit StreamCall(std::shared_ptr<StreamConsumer> consumer)
+      : consumer_(std::move(consumer)) {}
+  bool cancelled() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Resumes the wait numbered `wait` with `proceed`, if it is still pending.
+  void Resume(uint64_t wait, bool proceed) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::shared_ptr<StreamConsumer> consumer_;
+  mutable Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t wait_number_ ABSL_GUARDED_BY(mu_) = 0;
+  ResumeHandler pending_ ABSL_GUARDED_BY(mu_);
+  asio::any_io_executor pending_executor_ ABSL_GUARDED_BY(mu_);
+  // Touched only by the call's coroutine.
+  bool leak_reported_ = false;
+  uint64_t bytes_moved_ = 0;
 };
 
 class HttpClient {
@@ -72,20 +113,37 @@ class HttpClient {
   // kCancelled (client shutting down).
   void Execute(Request request, Callback done);
 
+  // Runs `request` and streams the response to `consumer` with flow control
+  // (stream_consumer.h); errors as for Execute, reported through OnDone.
+  // No response body limit applies. The returned StreamCall cancels it.
+  std::shared_ptr<StreamCall> Stream(Request request,
+                                     std::shared_ptr<StreamConsumer> consumer);
+
   // Stops taking calls, waits up to `grace` for in-flight calls, then fails
-  // the rest and closes every connection. Idempotent; the destructor calls it
-  // with a zero grace.
+  // the rest and closes every connection, and waits (up to
+  // kShutdownCallbackWait) until their callbacks have run. Idempotent; the
+  // destructor calls it with a zero grace.
   void Shutdown(absl::Duration grace);
+  static constexpr absl::Duration kShutdownCallbackWait = absl::Seconds(5);
 
   ConnectionPool& pool() { return *pool_; }
+  Connector& connector() { return connector_; }
+  const LeakRegistry& leaks() const { return leaks_; }
   const HttpClientOptions& options() const { return options_; }
 
  private:
-  asio::awaitable<absl::StatusOr<Response>> Run(Request request, Lease idle,
-                                                absl::Time started);
+  friend class StreamCall::Sink;
+  // Admits the call (in-flight limits), takes the idle fast path, and spawns
+  // Run; `done` gets the result. `stream` is null for a unary call.
+  void Start(Request request, std::shared_ptr<StreamCall> stream,
+             Callback done);
+  asio::awaitable<absl::StatusOr<Response>> Run(
+      Request request, Lease idle, absl::Time started,
+      std::shared_ptr<StreamCall> stream);
   // Runs the exchange on the connection's own event loop.
   asio::awaitable<ExchangeResult> ExchangeOn(
-      std::shared_ptr<Connection> connection, const Request& request);
+      std::shared_ptr<Connection> connection, const Request& request,
+      ExchangeSink* sink);
   void CallEnded();
 
   const HttpClientOptions options_;
@@ -93,6 +151,8 @@ class HttpClient {
   // Declared after loops_: destroyed first, while the io_contexts still exist
   // (its timer and sockets belong to them); the loops are joined before.
   std::unique_ptr<ConnectionPool> pool_;
+  Connector connector_;
+  LeakRegistry leaks_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> in_flight_{0};
   // Shutdown waits on it for in_flight_ to reach 0.

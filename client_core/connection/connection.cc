@@ -72,8 +72,10 @@ void Connection::Close() {
 asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
                                                      const Http1Limits& limits,
                                                      uint64_t max_body_bytes,
-                                                     absl::Time deadline) {
+                                                     absl::Time deadline,
+                                                     ExchangeSink* sink) {
   ExchangeResult result;
+  bool head_delivered = false;
   const bool is_head = request.method == "HEAD";
   parser_ = ResponseParser(limits);
   parser_.Reset(is_head);
@@ -143,16 +145,32 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
       r.close_reason = CloseReason::kProtocolError;
       co_return r;
     }
-    if (parser_.body_bytes() > max_body_bytes) {
+    if (sink != nullptr) {
+      bool keep_going = true;
+      if (!head_delivered && parser_.head_complete()) {
+        head_delivered = true;
+        keep_going = co_await sink->OnHead(parser_.head());
+      }
+      std::string chunk = parser_.TakeBody();
+      if (keep_going && !chunk.empty()) {
+        keep_going = co_await sink->OnBody(std::move(chunk));
+      }
+      if (!keep_going) {
+        ExchangeResult r = co_await Drain(*used < n, request);
+        r.request_written_at = result.request_written_at;
+        r.first_byte_at = result.first_byte_at;
+        co_return r;
+      }
+    } else if (parser_.body_bytes() > max_body_bytes) {
       ExchangeResult r;
       r.request_written = true;
       r.response = absl::ResourceExhaustedError(absl::StrCat(
           "response body of ", request.url.Redacted(), " exceeds ",
-          max_body_bytes, " bytes (max_response_body_bytes)"));
+          max_body_bytes, " bytes (max_response_body_bytes); use FetchStream for large bodies"));
       r.close_reason = CloseReason::kCallAborted;
       co_return r;
     }
-    body += parser_.TakeBody();
+    if (sink == nullptr) body += parser_.TakeBody();
     if (*used < n) {
       // Bytes after the response: the origin sent more than one response
       // for one request (or garbage). The response is fine; the connection
@@ -161,7 +179,17 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
       break;
     }
   }
-  body += parser_.TakeBody();
+  if (sink == nullptr) {
+    body += parser_.TakeBody();
+  } else {
+    bool keep_going = true;
+    if (!head_delivered) {  // e.g. a HEAD or 204 completed in one read
+      head_delivered = true;
+      keep_going = co_await sink->OnHead(parser_.head());
+    }
+    std::string chunk = parser_.TakeBody();
+    if (keep_going && !chunk.empty()) co_await sink->OnBody(std::move(chunk));
+  }
 
   const ResponseHead& h = parser_.head();
   Response response;
@@ -169,12 +197,64 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
   response.reason = h.reason;
   response.headers = h.headers;
   response.body = std::move(body);
+  response.trailers = parser_.trailers();
   response.protocol = "http/1.1";
   if (!result.close_reason && !parser_.KeepAlive()) {
     result.close_reason = CloseReason::kConnectionClose;
   }
+  if (!result.close_reason) {
+    for (const HeaderField& field : request.headers) {
+      if (IsConnectionClose(field)) {
+        result.close_reason = CloseReason::kConnectionClose;
+        break;
+      }
+    }
+  }
   result.response = std::move(response);
+  result.completed = true;
   co_return result;
+}
+
+}  // namespace egress
+
+namespace egress {
+
+asio::awaitable<ExchangeResult> Connection::Drain(bool extra_bytes,
+                                                  const Request& request) {
+  ExchangeResult r;
+  r.request_written = true;
+  r.response = absl::CancelledError(absl::StrCat(
+      "the consumer abandoned the response of ", request.url.Redacted()));
+  if (extra_bytes) {
+    r.close_reason = CloseReason::kProtocolError;
+    co_return r;
+  }
+  // A short rest is cheaper to read than a new connection is to open.
+  SocketDeadline guard(socket_, absl::Now() + kMaxDrainTime);
+  const uint64_t limit = parser_.body_bytes() + kMaxDrainBytes;
+  std::unique_ptr<char[]> buffer(new char[kReadChunk]);
+  while (!parser_.message_complete()) {
+    if (parser_.body_bytes() > limit) {
+      r.close_reason = CloseReason::kCallAborted;
+      co_return r;
+    }
+    auto [ec, n] = co_await socket_.async_read_some(
+        asio::buffer(buffer.get(), kReadChunk), kNoThrow);
+    if (ec) {
+      r.close_reason = CloseReason::kCallAborted;
+      co_return r;
+    }
+    absl::StatusOr<size_t> used =
+        parser_.Feed(std::string_view(buffer.get(), n));
+    parser_.TakeBody();
+    if (!used.ok() || *used < n) {
+      r.close_reason = CloseReason::kProtocolError;
+      co_return r;
+    }
+  }
+  r.completed = true;
+  if (!parser_.KeepAlive()) r.close_reason = CloseReason::kConnectionClose;
+  co_return r;
 }
 
 }  // namespace egress

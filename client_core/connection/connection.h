@@ -45,10 +45,24 @@ struct ExchangeResult {
   // Every byte of the request reached the socket (the origin may have acted
   // on it).
   bool request_written = false;
+  // The whole response was read, even if the caller abandoned it (drained):
+  // the exchange counts as a success for the connection.
+  bool completed = false;
   // When the request was written, and when the first response byte arrived
   // (InfinitePast if never).
   absl::Time request_written_at = absl::InfinitePast();
   absl::Time first_byte_at = absl::InfinitePast();
+};
+
+// Receives a streamed response from Connection::Exchange. Runs on the
+// connection's executor. Each method returns when the consumer took what it
+// was given, which is how a slow consumer slows the reads from the origin;
+// returning false abandons the rest of the response.
+class ExchangeSink {
+ public:
+  virtual ~ExchangeSink() = default;
+  virtual asio::awaitable<bool> OnHead(const ResponseHead& head) = 0;
+  virtual asio::awaitable<bool> OnBody(std::string chunk) = 0;
 };
 
 class Connection {
@@ -69,10 +83,22 @@ class Connection {
   // Runs one HTTP/1.1 exchange: writes `request`, reads the whole response
   // (body bounded by `max_body_bytes`), and fails with DeadlineExceeded at
   // `deadline`. Runs on executor(); at most one exchange at a time.
+  //
+  // With a `sink`, the head and body go to the sink as they arrive (the
+  // result's body stays empty; `max_body_bytes` does not apply). If the sink
+  // abandons the response, at most kMaxDrainBytes of the rest are read and
+  // discarded so the connection can be reused; a longer rest closes it
+  // (call_aborted). The result is then kCancelled.
   asio::awaitable<ExchangeResult> Exchange(const Request& request,
                                            const Http1Limits& limits,
                                            uint64_t max_body_bytes,
-                                           absl::Time deadline);
+                                           absl::Time deadline,
+                                           ExchangeSink* sink = nullptr);
+
+  // How much of an abandoned response is read to keep the connection, and
+  // for how long at most. Past either, closing is cheaper than draining.
+  static constexpr uint64_t kMaxDrainBytes = 64 * 1024;
+  static constexpr absl::Duration kMaxDrainTime = absl::Milliseconds(100);
 
   // Health check before reuse, for an idle connection: a non-blocking peek
   // at the socket. Unhealthy when the peer closed (EOF), reset, or sent bytes
@@ -86,6 +112,10 @@ class Connection {
   void Close();
 
  private:
+  // Reads and discards the rest of an abandoned response (see Exchange).
+  asio::awaitable<ExchangeResult> Drain(bool extra_bytes,
+                                        const Request& request);
+
   const uint64_t id_;
   const Address address_;
   asio::ip::tcp::socket socket_;

@@ -1,84 +1,254 @@
 #include "client_core/connection/connector.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "asio/connect.hpp"
 #include "asio/experimental/as_tuple.hpp"
 #include "asio/ip/address.hpp"
+#include "asio/ip/tcp.hpp"
+#include "asio/steady_timer.hpp"
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
-#include "client_core/net/socket_deadline.h"
+#include "client_core/route/caching_resolver.h"
+#include "client_core/route/route_selector.h"
+#include "client_core/route/system_resolver.h"
+#include "client_core/route/timer_deadline.h"
 
 namespace egress {
 namespace {
 
 constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
+// One connection attempt on one route. Shared by the race and the attempt's
+// completion handler, which may run after the race is over (a cancelled
+// loser).
+struct Attempt {
+  Attempt(const asio::any_io_executor& executor, Route r)
+      : route(std::move(r)), socket(executor) {}
+
+  Route route;
+  asio::ip::tcp::socket socket;
+  absl::Time started;
+  absl::Time give_up_at;  // connect_timeout after `started`, or the deadline
+  // Set by the completion handler.
+  bool completed = false;
+  asio::error_code error;
+  // The race has accounted for this attempt (won, failed, timed out or
+  // cancelled); nothing more happens to it.
+  bool settled = false;
+};
+
+// The race's wake-up call: attempts cancel `wake` when they complete.
+struct Race {
+  explicit Race(const asio::any_io_executor& executor) : wake(executor) {}
+  asio::steady_timer wake;
+  // The race returned; completions of cancelled attempts change nothing.
+  bool over = false;
+};
+
+void AppendFailure(std::string& failures, const Route& route,
+                   absl::string_view what) {
+  absl::StrAppend(&failures, failures.empty() ? "" : "; ",
+                  EndpointToString(route.endpoint), ": ", what);
+}
+
+std::shared_ptr<Resolver> MakeDefaultResolver(const ResolverOptions& options) {
+  return std::make_shared<CachingResolver>(
+      std::make_shared<SystemResolver>(options), options);
+}
+
 }  // namespace
 
-asio::awaitable<absl::StatusOr<std::shared_ptr<Connection>>> Connect(
-    const Address& address, uint64_t connection_id,
-    const ConnectOptions& options, absl::Time deadline) {
+std::shared_ptr<Resolver> DefaultResolver() {
+  // Never destroyed: in-flight lookups on any event loop may still hold it
+  // at exit.
+  static auto* const resolver =
+      new std::shared_ptr<Resolver>(MakeDefaultResolver(ResolverOptions{}));
+  return *resolver;
+}
+
+Connector::Connector(const ConnectorOptions& options,
+                     std::shared_ptr<Resolver> resolver)
+    : options_(options),
+      resolver_(resolver != nullptr ? std::move(resolver)
+                                    : MakeDefaultResolver(options.resolver)),
+      route_database_(options.failed_route_expiry) {}
+
+asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
+    const Address& address, uint64_t connection_id, absl::Time deadline) {
   asio::any_io_executor executor = co_await asio::this_coro::executor;
-
-  std::vector<asio::ip::tcp::endpoint> endpoints;
-  asio::error_code parse_ec;
-  const asio::ip::address literal =
-      asio::ip::make_address(address.host, parse_ec);
-  if (!parse_ec) {
-    endpoints.emplace_back(literal, address.port);
-  } else {
-    asio::ip::tcp::resolver resolver(executor);
-    auto [ec, results] = co_await resolver.async_resolve(
-        address.host, std::to_string(address.port),
-        asio::ip::resolver_base::numeric_service, kNoThrow);
-    if (ec) {
-      co_return absl::UnavailableError(absl::StrCat(
-          "DNS lookup of '", address.host, "' failed: ", ec.message()));
-    }
-    for (const auto& r : results) endpoints.push_back(r.endpoint());
-    if (endpoints.empty()) {
-      co_return absl::UnavailableError(
-          absl::StrCat("DNS lookup of '", address.host, "' found no address"));
-    }
-  }
-
-  std::string errors;
-  for (const asio::ip::tcp::endpoint& endpoint : endpoints) {
-    if (absl::Now() >= deadline) break;
-    asio::ip::tcp::socket socket(executor);
-    const absl::Time attempt_deadline =
-        std::min(deadline, absl::Now() + options.connect_timeout);
-    asio::error_code ec;
-    bool expired = false;
-    {
-      SocketDeadline guard(socket, attempt_deadline);
-      std::tie(ec) = co_await socket.async_connect(endpoint, kNoThrow);
-      expired = guard.expired();
-    }
-    const std::string where =
-        endpoint.address().is_v6()
-            ? absl::StrCat("[", endpoint.address().to_string(), "]:",
-                           endpoint.port())
-            : absl::StrCat(endpoint.address().to_string(), ":",
-                           endpoint.port());
-    if (!ec) {
-      co_return std::make_shared<Connection>(connection_id, address,
-                                             std::move(socket));
-    }
-    absl::StrAppend(&errors, errors.empty() ? "" : "; ", where, ": ",
-                    expired ? "timed out" : ec.message());
-  }
-  if (absl::Now() >= deadline) {
+  const absl::Time dns_start = absl::Now();
+  if (dns_start >= deadline) {
     co_return absl::DeadlineExceededError(absl::StrCat(
-        "deadline exceeded while connecting to ", address.ToString(),
-        errors.empty() ? "" : " (", errors, errors.empty() ? "" : ")"));
+        "deadline exceeded before connecting to ", address.ToString()));
   }
-  co_return absl::UnavailableError(absl::StrCat(
-      "connect to ", address.ToString(), " failed: ", errors));
+
+  // 1. Resolve.
+  std::vector<asio::ip::address> ips;
+  const std::optional<asio::ip::address> literal =
+      Resolver::IpLiteral(address.host);
+  if (literal.has_value()) {
+    ips.push_back(*literal);
+  } else {
+    absl::StatusOr<std::vector<asio::ip::address>> resolved =
+        co_await resolver_->Resolve(address.host, deadline);
+    if (!resolved.ok()) co_return resolved.status();
+    ips = *std::move(resolved);
+  }
+  if (ips.empty()) {
+    co_return absl::UnavailableError(
+        absl::StrCat("DNS lookup of '", address.host, "' found no address"));
+  }
+  const absl::Time connect_start = absl::Now();
+  const absl::Duration dns_time =
+      literal ? absl::ZeroDuration() : connect_start - dns_start;
+
+  // 2. The egress policy judges every resolved address, and only those it
+  // allows are dialled: the address checked is the address connected to,
+  // so DNS rebinding cannot slip past the check.
+  if (options_.policy != nullptr) {
+    std::vector<asio::ip::address> allowed;
+    absl::Status first_denial;
+    for (const asio::ip::address& ip : ips) {
+      PolicyDecision decision =
+          options_.policy->Check(address.host, ip, address.port);
+      if (decision.allowed) {
+        allowed.push_back(ip);
+      } else if (first_denial.ok()) {
+        first_denial = decision.ToStatus(address.host);
+      }
+    }
+    if (allowed.empty()) co_return first_denial;
+    ips = std::move(allowed);
+  }
+
+  // 3. Order the routes.
+  const std::vector<Route> routes =
+      RouteSelector(&route_database_).Select(address, ips, connect_start);
+
+  // 4. Race them.
+  auto race = std::make_shared<Race>(executor);
+  std::vector<std::shared_ptr<Attempt>> attempts;
+  size_t next = 0;  // routes[next] is the next route to try
+  absl::Time next_start = connect_start;
+  std::string failures;
+
+  const auto start_attempt = [&](absl::Time now) {
+    auto attempt = std::make_shared<Attempt>(executor, routes[next++]);
+    attempt->started = now;
+    attempt->give_up_at = std::min(deadline, now + options_.connect_timeout);
+    attempt->socket.async_connect(attempt->route.endpoint,
+                                  [race, attempt](const asio::error_code& ec) {
+                                    attempt->completed = true;
+                                    attempt->error = ec;
+                                    if (!race->over) race->wake.cancel();
+                                  });
+    attempts.push_back(std::move(attempt));
+    next_start = now + options_.fallback_delay;
+  };
+  // Ends the race: closes every attempt still pending (their handlers then
+  // complete with operation_aborted and change nothing).
+  const auto end_race = [&] {
+    race->over = true;
+    for (const std::shared_ptr<Attempt>& attempt : attempts) {
+      if (attempt->settled) continue;
+      attempt->settled = true;
+      asio::error_code ignored;
+      attempt->socket.close(ignored);
+    }
+  };
+
+  std::shared_ptr<Attempt> winner;
+  for (;;) {
+    const absl::Time now = absl::Now();
+    int failed_now = 0;
+    // Completed attempts: the first success (in route order) wins.
+    for (const std::shared_ptr<Attempt>& attempt : attempts) {
+      if (attempt->settled || !attempt->completed) continue;
+      if (!attempt->error) {
+        if (winner == nullptr) {
+          winner = attempt;
+          attempt->settled = true;
+        }
+        continue;  // a second success in the same round is closed below
+      }
+      attempt->settled = true;
+      AppendFailure(failures, attempt->route, attempt->error.message());
+      route_database_.Failed(attempt->route, now);
+      ++failed_now;
+    }
+    if (winner != nullptr) break;
+
+    if (now >= deadline) {
+      // Attempts cut short by the caller's deadline say nothing about their
+      // routes: they are not marked failed.
+      end_race();
+      co_return absl::DeadlineExceededError(absl::StrCat(
+          "deadline exceeded while connecting to ", address.ToString(),
+          failures.empty() ? "" : " (", failures, failures.empty() ? "" : ")"));
+    }
+    // Attempts past their connect timeout fail.
+    for (const std::shared_ptr<Attempt>& attempt : attempts) {
+      if (attempt->settled || attempt->completed || now < attempt->give_up_at) {
+        continue;
+      }
+      attempt->settled = true;
+      asio::error_code ignored;
+      attempt->socket.close(ignored);
+      AppendFailure(failures, attempt->route, "timed out");
+      route_database_.Failed(attempt->route, now);
+      ++failed_now;
+    }
+
+    // Start the next routes: one per failure, one when the fallback delay
+    // has passed, one when nothing is pending.
+    const auto any_pending = [&] {
+      return std::any_of(attempts.begin(), attempts.end(),
+                         [](const auto& a) { return !a->settled; });
+    };
+    while (next < routes.size() &&
+           (failed_now > 0 || now >= next_start || !any_pending())) {
+      if (failed_now > 0) --failed_now;
+      start_attempt(now);
+    }
+    if (!any_pending()) {
+      end_race();
+      co_return absl::UnavailableError(absl::StrCat(
+          "connect to ", address.ToString(), " failed: ", failures));
+    }
+
+    absl::Time wake_at = deadline;
+    if (next < routes.size()) wake_at = std::min(wake_at, next_start);
+    for (const std::shared_ptr<Attempt>& attempt : attempts) {
+      if (!attempt->settled) wake_at = std::min(wake_at, attempt->give_up_at);
+    }
+    ExpireAt(race->wake, wake_at);
+    co_await race->wake.async_wait(kNoThrow);
+  }
+
+  // 4. Record the outcome; cancel the losers.
+  const absl::Time now = absl::Now();
+  for (const std::shared_ptr<Attempt>& attempt : attempts) {
+    if (attempt == winner || attempt->settled) continue;
+    if (!attempt->completed && attempt->started < winner->started) {
+      route_database_.Failed(attempt->route, now);  // lost with a head start
+    }
+  }
+  end_race();
+  route_database_.Connected(winner->route);
+
+  ConnectResult result;
+  result.connection = std::make_shared<Connection>(connection_id, address,
+                                                   std::move(winner->socket));
+  result.route = winner->route;
+  result.dns_time = dns_time;
+  result.connect_time = now - connect_start;
+  result.attempts = static_cast<int>(attempts.size());
+  co_return result;
 }
 
 }  // namespace egress

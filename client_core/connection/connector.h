@@ -1,10 +1,26 @@
-// Connect: resolves an Address and opens a TCP connection to it.
+// Connector: resolves an Address and opens a TCP connection to it, racing its
+// routes.
 //
-// DNS runs on Asio's resolver, whose getaddrinfo calls happen on a private
-// thread, so no event loop blocks on a lookup. IP-literal hosts skip DNS.
-// Resolved addresses are tried in order until one connects.
-// (RouteSelector, route failure memory and fast fallback arrive with the pool
-// issue; this is their seam.)
+// The steps of one Connect():
+//   1. Resolve the host through the Resolver (an IP literal skips it). DNS
+//      never blocks the event loop (see resolver.h).
+//   2. Order the routes (RouteSelector): IPv6 and IPv4 interleaved, routes
+//      that failed recently last.
+//   3. Race them ("Happy Eyeballs", RFC 8305): start an attempt on the first
+//      route; start the next one every `fallback_delay` while earlier attempts
+//      are still pending, and at once when an attempt fails. The first attempt
+//      to connect wins; the others are cancelled and their sockets closed.
+//   4. Record the outcome in the RouteDatabase: a route whose attempt failed
+//      or timed out is failed; so is one that was still pending when a route
+//      started after it won (it had a head start of at least one fallback
+//      delay and lost: RFC 8305 section 5 would prefer the winner next time
+//      too). The winning route is forgotten (it works).
+//
+// Ownership and threading: Connect() runs on the calling coroutine's
+// executor, which must not run two handlers at once (an EventLoops loop); the
+// Connection is created on that executor. A Connector is thread-safe: one
+// serves every event loop (its RouteDatabase and Resolver are thread-safe).
+// It must outlive its Connect() calls.
 #ifndef EGRESS_CLIENT_CORE_CONNECTION_CONNECTOR_H_
 #define EGRESS_CLIENT_CORE_CONNECTION_CONNECTOR_H_
 
@@ -16,21 +32,84 @@
 #include "asio/awaitable.hpp"
 #include "client_core/connection/address.h"
 #include "client_core/connection/connection.h"
+#include "client_core/policy/egress_policy.h"
+#include "client_core/route/resolver.h"
+#include "client_core/route/route.h"
+#include "client_core/route/route_database.h"
 
 namespace egress {
 
-struct ConnectOptions {
-  // Bound on each TCP connect attempt (the call's deadline caps it too).
+struct ConnectorOptions {
+  // Bound on each TCP connect attempt; the call's deadline caps it too. An
+  // attempt that times out counts as failed (and the next route starts).
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Head start of each attempt before the next route's attempt starts.
+  // Default 250 ms: RFC 8305's recommended "Connection Attempt Delay", and
+  // what Chrome and OkHttp use. Longer than a healthy connect on most
+  // networks, short enough that a blackholed address costs little.
+  absl::Duration fallback_delay = absl::Milliseconds(250);
+  // How long a failed route is tried last (RouteDatabase).
+  absl::Duration failed_route_expiry = RouteDatabase::kDefaultExpiry;
+  // Options of the default resolver, CachingResolver(SystemResolver), built
+  // when the Connector is given none.
+  ResolverOptions resolver;
+  // Judges every resolved address before it is dialled; null allows all
+  // (client_core's default; egressd always sets one).
+  std::shared_ptr<const EgressPolicy> policy;
 };
 
-// Opens a connection with id `connection_id` on the calling coroutine's
-// executor. Errors: kUnavailable naming the host and cause ("DNS lookup of
-// 'x' failed: ...", "connect to 1.2.3.4:80 failed: Connection refused"),
-// kDeadlineExceeded when `deadline` passed first.
-asio::awaitable<absl::StatusOr<std::shared_ptr<Connection>>> Connect(
-    const Address& address, uint64_t connection_id,
-    const ConnectOptions& options, absl::Time deadline);
+struct ConnectResult {
+  std::shared_ptr<Connection> connection;
+  // The route that won.
+  Route route;
+  // Time spent resolving (zero for an IP literal or a cached answer's
+  // near-zero).
+  absl::Duration dns_time;
+  // From the first attempt's start until the winner connected.
+  absl::Duration connect_time;
+  // Attempts started (1 when the first route connected before the fallback
+  // delay).
+  int attempts = 0;
+};
+
+class Connector {
+ public:
+  // `resolver` null: CachingResolver(SystemResolver) with options.resolver.
+  explicit Connector(const ConnectorOptions& options,
+                     std::shared_ptr<Resolver> resolver = nullptr);
+
+  Connector(const Connector&) = delete;
+  Connector& operator=(const Connector&) = delete;
+
+  // Opens a connection with id `connection_id` to `address` (steps above).
+  // `address` must stay valid until the returned awaitable completes.
+  // Errors:
+  //   - kPermissionDenied: the egress policy denied every resolved address
+  //     (the first denial, naming its rule);
+  //   - kUnavailable: the resolver's error ("DNS lookup of 'x' failed: ...",
+  //     "... found no address", "no static address for host 'x'"), or every
+  //     route failed: "connect to http://h:80 failed: 1.2.3.4:80: Connection
+  //     refused; 1.2.3.5:80: timed out";
+  //   - kDeadlineExceeded: `deadline` passed first, while resolving ("DNS
+  //     lookup of 'x' timed out after ...") or connecting ("deadline exceeded
+  //     while connecting to http://h:80 (...failures so far...)").
+  asio::awaitable<absl::StatusOr<ConnectResult>> Connect(const Address& address,
+                                                         uint64_t connection_id,
+                                                         absl::Time deadline);
+
+  RouteDatabase& route_database() { return route_database_; }
+  Resolver& resolver() { return *resolver_; }
+  const ConnectorOptions& options() const { return options_; }
+
+ private:
+  const ConnectorOptions options_;
+  const std::shared_ptr<Resolver> resolver_;
+  RouteDatabase route_database_;
+};
+
+// The process-wide default resolver: CachingResolver(SystemResolver) with
+// default options. Created on first use, never destroyed.
+std::shared_ptr<Resolver> DefaultResolver();
 
 }  // namespace egress
 

@@ -297,6 +297,11 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
       ++state->requests_served;
     }
     if (shutdown_) close_reason = CloseReason::kShutdown;
+    // A leaked allocation's connection is counted as leaked however its
+    // exchange ended: that is what the operator needs to see.
+    if (entry->no_new_exchanges == CloseReason::kLeaked && !shutdown_) {
+      close_reason = CloseReason::kLeaked;
+    }
     if (!close_reason && entry->no_new_exchanges) {
       close_reason = entry->no_new_exchanges;
     }
@@ -425,6 +430,14 @@ void ConnectionPool::Shutdown(bool close_in_use) {
     asio::post(connection->executor(), [connection] { connection->Close(); });
   }
   asio::post(cleanup_executor_, [this] { cleanup_timer_.cancel(); });
+}
+
+void ConnectionPool::MarkNoNewExchanges(uint64_t connection_id,
+                                        CloseReason reason) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(connection_id);
+  if (it == entries_.end() || it->second->no_new_exchanges) return;
+  it->second->no_new_exchanges = reason;
 }
 
 size_t ConnectionPool::InUseCount() const {

@@ -223,6 +223,12 @@ class ConnectionPool {
   // exchanges. Idempotent.
   void Shutdown(bool close_in_use) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The connection takes no new exchanges from now on, for `reason` (it is
+  // closed with that reason when released). No-op for an unknown id or a
+  // connection already marked.
+  void MarkNoNewExchanges(uint64_t connection_id, CloseReason reason)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Number of connections allocated to calls right now.
   size_t InUseCount() const ABSL_LOCKS_EXCLUDED(mu_);
 

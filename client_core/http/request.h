@@ -25,6 +25,9 @@ struct Request {
   absl::Time deadline = absl::InfiniteFuture();
   // Identifies the call in logs and leak reports.
   uint64_t call_id = 0;
+  // Who asked (e.g. the gRPC peer "ipv4:10.0.0.7:51234"), for leak reports
+  // and logs.
+  std::string caller;
 };
 
 // Which pooled connection served an exchange.
@@ -58,6 +61,8 @@ struct Response {
   std::string reason;
   HeaderList headers;
   std::string body;
+  // Trailer fields of a chunked body (rare).
+  HeaderList trailers;
   // "http/1.1" or "h2".
   std::string protocol;
   ConnectionUse connection;

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client_core/http/header.h"
@@ -53,6 +54,12 @@ bool AlwaysSendsContentLength(std::string_view method) {
 
 }  // namespace
 
+bool IsConnectionClose(const HeaderField& field) {
+  return absl::EqualsIgnoreCase(AsAbsl(field.name), "Connection") &&
+         absl::EqualsIgnoreCase(
+             absl::StripAsciiWhitespace(AsAbsl(field.value)), "close");
+}
+
 absl::Status ValidateRequest(const Request& request) {
   if (request.method.empty()) {
     return absl::InvalidArgumentError("request method is empty");
@@ -83,6 +90,9 @@ absl::Status ValidateRequest(const Request& request) {
         !status.ok()) {
       return status;
     }
+    // A caller may ask for the connection to be closed after its request
+    // (the one Connection value that cannot upset the pool's reuse rules).
+    if (IsConnectionClose(field)) continue;
     // The name is a token by now, safe to quote.
     if (IsManagedHeader(field.name)) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -13,7 +13,8 @@ namespace egress {
 // header passes ValidateHeaderField; no connection-management header
 // (Host, Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade,
 // TE, Proxy-Connection) is set by the caller, since egressd owns framing and
-// connection reuse. Errors are kInvalidArgument with a message naming the
+// connection reuse. The one exception is "Connection: close": the caller
+// asks that the connection not be reused after this request. Errors are kInvalidArgument with a message naming the
 // field, e.g. "header 'X-A' value contains a CR (0x0d) at offset 3".
 absl::Status ValidateRequest(const Request& request);
 
@@ -23,6 +24,9 @@ absl::Status ValidateRequest(const Request& request);
 // caller writes it after, to avoid a copy). Precondition:
 // ValidateRequest(request).ok().
 std::string SerializeRequestHead(const Request& request);
+
+// The field is "Connection: close" (case-insensitive, whitespace trimmed).
+bool IsConnectionClose(const HeaderField& field);
 
 }  // namespace egress
 

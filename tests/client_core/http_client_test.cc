@@ -323,3 +323,63 @@ TEST(HttpClientTest, InvalidRequestFailsInlineAndTouchesNoConnection) {
 
 }  // namespace
 }  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(HttpClientReuseTest, RequestConnectionCloseIsNotReused) {
+  ScriptedOrigin origin([](int, const std::string& head) {
+    return ScriptedOrigin::Reply{ScriptedOrigin::Ok("x"), false};
+  });
+  HttpClient client(TwoLoops());
+  Request request;
+  request.method = "GET";
+  request.url = *ParseUrl(origin.Url("/"));
+  request.headers.push_back({"Connection", "close"});
+  request.deadline = absl::Now() + absl::Seconds(10);
+  Notification done;
+  absl::StatusOr<Response> first;
+  client.Execute(request, [&](absl::StatusOr<Response> r) {
+    first = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<Response> second = Call(client, "GET", origin.Url("/"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(second->connection.connection_id, first->connection.connection_id);
+  EXPECT_EQ(Closed(client.pool().Snapshot(), CloseReason::kConnectionClose),
+            1u);
+}
+
+TEST(HttpClientReuseTest, Http10ResponseWithoutKeepAliveIsNotReused) {
+  ScriptedOrigin origin([](int, const std::string&) {
+    return ScriptedOrigin::Reply{
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false};
+  });
+  HttpClient client(TwoLoops());
+  absl::StatusOr<Response> a = Call(client, "GET", origin.Url("/"));
+  absl::StatusOr<Response> b = Call(client, "GET", origin.Url("/"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->connection.connection_id, b->connection.connection_id);
+  EXPECT_EQ(Closed(client.pool().Snapshot(), CloseReason::kConnectionClose),
+            2u);
+}
+
+TEST(HttpClientReuseTest, Http10ResponseWithKeepAliveIsReused) {
+  ScriptedOrigin origin([](int, const std::string&) {
+    return ScriptedOrigin::Reply{
+        "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2"
+        "\r\n\r\nok",
+        false};
+  });
+  HttpClient client(TwoLoops());
+  absl::StatusOr<Response> a = Call(client, "GET", origin.Url("/"));
+  absl::StatusOr<Response> b = Call(client, "GET", origin.Url("/"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->connection.connection_id, b->connection.connection_id);
+  EXPECT_TRUE(b->connection.reused);
+}
+
+}  // namespace
+}  // namespace egress

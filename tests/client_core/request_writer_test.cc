@@ -143,18 +143,26 @@ TEST(ValidateRequestTest, RejectsBadMethods) {
 
 TEST(ValidateRequestTest, RejectsManagedHeaders) {
   for (std::string_view name :
-       {"Host", "Content-Length", "Transfer-Encoding", "Connection",
-        "Keep-Alive", "Upgrade", "TE", "Proxy-Connection", "host",
-        "CONTENT-LENGTH", "transfer-encoding", "connection", "te",
-        "proxy-connection", "KEEP-ALIVE", "upgrade"}) {
+       {"Host", "Content-Length", "Transfer-Encoding", "Keep-Alive",
+        "Upgrade", "TE", "Proxy-Connection", "host", "CONTENT-LENGTH",
+        "transfer-encoding", "te", "proxy-connection", "KEEP-ALIVE",
+        "upgrade"}) {
     SCOPED_TRACE(name);
     const Request request = MakeRequest(
         "POST", {{"X-Fine", "1"}, {std::string(name), "value"}}, "body");
     ExpectInvalid(request, "header '" + std::string(name) +
                                "' is managed by egressd and cannot be set");
   }
-  ExpectInvalid(MakeRequest("GET", {{"Connection", "close"}}),
+  ExpectInvalid(MakeRequest("GET", {{"Connection", "keep-alive"}}),
                 "header 'Connection' is managed by egressd and cannot be set");
+  ExpectInvalid(MakeRequest("GET", {{"Connection", "close, upgrade"}}),
+                "header 'Connection' is managed by egressd and cannot be set");
+}
+
+TEST(ValidateRequestTest, AcceptsConnectionCloseOnly) {
+  EXPECT_TRUE(ValidateRequest(MakeRequest("GET", {{"Connection", "close"}})).ok());
+  EXPECT_TRUE(
+      ValidateRequest(MakeRequest("GET", {{"connection", " Close "}})).ok());
 }
 
 TEST(ValidateRequestTest, AcceptsHeadersThatOnlyLookManaged) {

@@ -1,0 +1,240 @@
+// EgressPolicy: decides whether egressd may open a connection to a resolved
+// address, the SSRF guard in front of every dial.
+//
+// The policy is checked on the *resolved* IP, and the caller must then dial
+// exactly that IP (never resolve again), so DNS rebinding cannot slip a
+// different address past it; the caller checks again on every redirect hop
+// and for every proxy target it resolves. The policy itself does no I/O: no
+// DNS, no logging. Callers log a decision with report_only_would_deny set.
+//
+// Vocabulary:
+//   - A *rule* is one reason to allow or deny, named "<verdict>:<name>" with
+//     an optional " <entry>" naming the configured entry that matched:
+//     "deny:private", "deny:port", "deny:cidr_denylist 10.1.0.0/16",
+//     "allow:cidr 127.0.0.0/8", "allow:domain_suffix .example.com",
+//     "allow:public". Rule strings are stable (metrics and alerts key on
+//     them) and bounded by the configuration, so they make good counter
+//     labels.
+//   - A rule's *name* is the part between ':' and the first space ("private",
+//     "cidr_denylist"). Only the name reaches the caller of Fetch; the entry
+//     and the resolved address stay in egressd's own logs and metrics, since
+//     they describe the operator's network.
+//   - The default-denied *categories* are those of address_class.h
+//     (loopback, link_local, cloud_metadata, unspecified, multicast, private,
+//     cgnat, broadcast, documentation, benchmarking, reserved); IPv6 addresses
+//     that embed an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo)
+//     are judged by the IPv4 address.
+//
+// Order of evaluation; the first step that decides wins:
+//   1. port          allowed_ports is non-empty and lacks the port:
+//                    "deny:port". Destinations and ports are separate axes:
+//                    no allow list opens a port the port list closes.
+//   2. host deny     the host is in deny_hosts ("deny:host_denylist <host>")
+//                    or under a deny_domain_suffixes entry
+//                    ("deny:domain_denylist <suffix>").
+//   3. CIDR deny     the address, or any IPv4 address it embeds, is in a
+//                    deny_cidrs entry ("deny:cidr_denylist <cidr>").
+//                    Deny lists beat allow lists so an operator can carve an
+//                    exception out of an allowed block or domain
+//                    (allow 10.0.0.0/8 but deny 10.0.0.0/24).
+//   4. CIDR allow    the address (or its IPv4-mapped twin: 10.0.0.1 and
+//                    ::ffff:10.0.0.1 are the same destination) is in an
+//                    allow_cidrs entry ("allow:cidr <cidr>", first in
+//                    configuration order). Other embedded forms are not
+//                    covered by an IPv4 allow entry: they go through a NAT64
+//                    gateway or tunnel relay, which is another destination.
+//   5. self          the address, or any IPv4 address it embeds, is one of
+//                    self_addresses: "deny:self_address". Only an allow CIDR
+//                    (step 4) opens it.
+//   6. host allow    the host is in allow_hosts ("allow:host <host>") or
+//                    under an allow_domain_suffixes entry
+//                    ("allow:domain_suffix <suffix>") — unless the address is
+//                    cloud_metadata or unspecified. A host allow trusts DNS,
+//                    which an attacker may control (a rebinding record, a
+//                    compromised zone); the metadata endpoint hands out
+//                    credentials and 0.0.0.0 reaches the local host, so only
+//                    an allow CIDR opens those.
+//   7. category      the address is in a default-denied category:
+//                    "deny:<category>", e.g. "deny:link_local".
+//   8. otherwise     "allow:public".
+// With report_only, a decision of steps 1..7 that denies is returned as
+// allowed with report_only_would_deny set (and counted as such).
+//
+// Host matching: case-insensitive, ignoring one trailing dot
+// ("Example.COM." is "example.com"). allow_hosts/deny_hosts match the host
+// exactly. A domain suffix is written with a leading dot and matches proper
+// subdomains only: ".example.com" matches "a.example.com" and
+// "b.a.example.com" but NOT "example.com" itself (list the apex in
+// allow_hosts), so an entry never means more than it reads. The host is the
+// name the caller asked for (the URL's host, or an IP literal as written);
+// a host allow for an IP literal is a textual match.
+//
+// Thread-safety: immutable after Create(); Check() and RuleCounters() may be
+// called from any thread concurrently. Counters are relaxed atomics: a
+// snapshot is not a consistent cut across rules, but every count is exact.
+#ifndef EGRESS_CLIENT_CORE_POLICY_EGRESS_POLICY_H_
+#define EGRESS_CLIENT_CORE_POLICY_EGRESS_POLICY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "asio/ip/address.hpp"
+#include "client_core/policy/address_class.h"
+#include "client_core/policy/cidr.h"
+
+namespace egress {
+
+// Every field is empty / false by default: deny the default categories and
+// egressd's own addresses, allow everything else on any port.
+struct EgressPolicyOptions {
+  // CIDRs ("10.0.0.0/8", "fd00::/8", or a bare address) reachable whatever
+  // their category; e.g. "127.0.0.0/8" for local development
+  // (--allow_cidr). Parsed strictly, see cidr.h.
+  std::vector<std::string> allow_cidrs;
+  // CIDRs never reachable, whatever the allow lists say.
+  std::vector<std::string> deny_cidrs;
+
+  // Host names reachable whatever their addresses' category (except
+  // cloud_metadata and unspecified, see step 6), compared exactly. No
+  // wildcards: use allow_domain_suffixes.
+  std::vector<std::string> allow_hosts;
+  // Domain suffixes, each with a leading dot (".svc.cluster.local"), whose
+  // proper subdomains are allowed like allow_hosts.
+  std::vector<std::string> allow_domain_suffixes;
+  // Host names and domain suffixes never reachable (same syntax).
+  std::vector<std::string> deny_hosts;
+  std::vector<std::string> deny_domain_suffixes;
+
+  // Destination ports allowed; empty allows every port. 0 is not a port.
+  std::vector<uint16_t> allowed_ports;
+
+  // Never deny: return every would-be denial as allowed, with
+  // report_only_would_deny set, so a new policy can be tried on live traffic
+  // before it is enforced.
+  bool report_only = false;
+
+  // egressd's own addresses (its listening addresses; for a wildcard listener
+  // the host's interface addresses). Denied, on every port, unless an allow
+  // CIDR covers them: a caller must not reach egressd's admin endpoints or
+  // loop a Fetch back into egressd.
+  std::vector<asio::ip::address> self_addresses;
+};
+
+struct PolicyDecision {
+  // Whether egressd may connect. True for a report-only would-be denial.
+  bool allowed = false;
+  // The rule that decided, e.g. "deny:private", "allow:cidr 127.0.0.0/8"
+  // (see the file comment). For logs and metrics.
+  std::string rule;
+  // report_only turned a denial into `allowed`: the caller should log it.
+  bool report_only_would_deny = false;
+  // Why it denies (or would, with report_only), safe to show the caller of
+  // Fetch: names no address and no configured entry, e.g. "resolved address
+  // is in a private range". Empty when an allow rule decided.
+  std::string reason;
+
+  // The rule's name: "private" for "deny:private", "cidr_denylist" for
+  // "deny:cidr_denylist 10.1.0.0/16".
+  absl::string_view rule_name() const;
+
+  // OK when allowed; otherwise kPermissionDenied, e.g.
+  //   egress to 'metadata.internal' denied by rule 'cloud_metadata'
+  //   (resolved address is a cloud metadata endpoint)
+  // `host` is quoted escaped and capped at 253 bytes (the longest DNS name).
+  absl::Status ToStatus(absl::string_view host) const;
+};
+
+// One rule's counters. A rule appears in a snapshot, with zeros, from
+// construction on, so dashboards see every rule the configuration can
+// produce.
+struct RuleCount {
+  std::string rule;
+  // Checks this rule decided.
+  uint64_t decisions = 0;
+  // Of those, denials that report_only let through.
+  uint64_t report_only = 0;
+};
+
+class EgressPolicy {
+ public:
+  // Validates and compiles `options`. kInvalidArgument names the field, the
+  // entry's index and what is wrong, e.g.
+  //   allow_cidrs[1]: CIDR '10.0.0.0/33': prefix length 33 is out of range
+  //   0..32 for IPv4
+  static absl::StatusOr<std::unique_ptr<EgressPolicy>> Create(
+      EgressPolicyOptions options);
+
+  EgressPolicy(const EgressPolicy&) = delete;
+  EgressPolicy& operator=(const EgressPolicy&) = delete;
+
+  // Decides whether egressd may connect to `resolved_ip`:`port`, resolved
+  // from `host`, and counts the decision under its rule. Never fails.
+  PolicyDecision Check(absl::string_view host,
+                       const asio::ip::address& resolved_ip,
+                       uint16_t port) const;
+
+  // Check(...).ToStatus(host).
+  absl::Status CheckStatus(absl::string_view host,
+                           const asio::ip::address& resolved_ip,
+                           uint16_t port) const;
+
+  // A snapshot of every rule's counters, in evaluation order.
+  std::vector<RuleCount> RuleCounters() const;
+
+  const EgressPolicyOptions& options() const { return options_; }
+
+ private:
+  struct Counter {
+    std::string rule;
+    std::atomic<uint64_t> decisions{0};
+    std::atomic<uint64_t> report_only{0};
+  };
+  // A configured CIDR with the index of its counter.
+  struct CidrRule {
+    IpRange range;
+    size_t counter;
+  };
+
+  explicit EgressPolicy(EgressPolicyOptions options);
+  absl::Status Compile();
+
+  // The counter for `rule`, created on first use (Compile only).
+  size_t CounterFor(const std::string& rule);
+  // Counts and returns a decision of `rule`; `deny` says what it decides.
+  PolicyDecision Decide(size_t counter, bool deny, std::string reason) const;
+
+  const EgressPolicyOptions options_;
+
+  std::vector<uint16_t> allowed_ports_;  // sorted
+  // Normalised host or suffix -> counter index.
+  absl::flat_hash_map<std::string, size_t> deny_hosts_;
+  absl::flat_hash_map<std::string, size_t> deny_suffixes_;
+  absl::flat_hash_map<std::string, size_t> allow_hosts_;
+  absl::flat_hash_map<std::string, size_t> allow_suffixes_;
+  std::vector<CidrRule> deny_cidrs_;
+  std::vector<CidrRule> allow_cidrs_;
+  // Addresses as 16 bytes (IPv4 as IPv4-mapped), so forms compare equal.
+  absl::flat_hash_set<std::string> self_addresses_;
+
+  size_t port_counter_ = 0;
+  size_t self_counter_ = 0;
+  size_t public_counter_ = 0;
+  // Indexed by AddressCategory.
+  std::vector<size_t> category_counters_;
+
+  // Stable addresses (the Counter holds atomics), indexed by counter index.
+  std::vector<std::unique_ptr<Counter>> counters_;
+  absl::flat_hash_map<std::string, size_t> counter_index_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_CLIENT_CORE_POLICY_EGRESS_POLICY_H_
