@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "asio/buffer.hpp"
 #include "asio/experimental/as_tuple.hpp"
@@ -77,8 +78,9 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
   ExchangeResult result;
   bool head_delivered = false;
   const bool is_head = request.method == "HEAD";
-  parser_ = ResponseParser(limits);
-  parser_.Reset(is_head);
+  parser_.emplace(limits);
+  parser_->Reset(is_head);
+  auto release_parser = absl::MakeCleanup([this] { parser_.reset(); });
 
   SocketDeadline guard(socket_, deadline);
   auto fail = [&](const asio::error_code& ec, absl::string_view during) {
@@ -86,7 +88,7 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
     r.request_written = result.request_written;
     r.request_written_at = result.request_written_at;
     r.first_byte_at = result.first_byte_at;
-    r.nothing_received = parser_.nothing_received();
+    r.nothing_received = parser_->nothing_received();
     if (guard.expired()) {
       r.response = absl::DeadlineExceededError(
           absl::StrCat("deadline exceeded while ", during, " ",
@@ -112,15 +114,15 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
 
   std::unique_ptr<char[]> buffer(new char[kReadChunk]);
   std::string body;
-  while (!parser_.message_complete()) {
+  while (!parser_->message_complete()) {
     auto [rec, n] = co_await socket_.async_read_some(
         asio::buffer(buffer.get(), kReadChunk), kNoThrow);
     if (rec == asio::error::eof) {
-      absl::Status eof = parser_.FeedEof();
+      absl::Status eof = parser_->FeedEof();
       if (!eof.ok()) {
         ExchangeResult r;
         r.request_written = true;
-        r.nothing_received = parser_.nothing_received();
+        r.nothing_received = parser_->nothing_received();
         r.response = absl::UnavailableError(absl::StrCat(
             "origin ", remote_address_, " for ", request.url.Redacted(), ": ",
             eof.message()));
@@ -133,7 +135,7 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
     if (result.first_byte_at == absl::InfinitePast()) {
       result.first_byte_at = absl::Now();
     }
-    absl::StatusOr<size_t> used = parser_.Feed(std::string_view(buffer.get(), n));
+    absl::StatusOr<size_t> used = parser_->Feed(std::string_view(buffer.get(), n));
     if (!used.ok()) {
       ExchangeResult r;
       r.request_written = true;
@@ -147,11 +149,11 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
     }
     if (sink != nullptr) {
       bool keep_going = true;
-      if (!head_delivered && parser_.head_complete()) {
+      if (!head_delivered && parser_->head_complete()) {
         head_delivered = true;
-        keep_going = co_await sink->OnHead(parser_.head());
+        keep_going = co_await sink->OnHead(parser_->head());
       }
-      std::string chunk = parser_.TakeBody();
+      std::string chunk = parser_->TakeBody();
       if (keep_going && !chunk.empty()) {
         keep_going = co_await sink->OnBody(std::move(chunk));
       }
@@ -161,7 +163,7 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
         r.first_byte_at = result.first_byte_at;
         co_return r;
       }
-    } else if (parser_.body_bytes() > max_body_bytes) {
+    } else if (parser_->body_bytes() > max_body_bytes) {
       ExchangeResult r;
       r.request_written = true;
       r.response = absl::ResourceExhaustedError(absl::StrCat(
@@ -170,7 +172,7 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
       r.close_reason = CloseReason::kCallAborted;
       co_return r;
     }
-    if (sink == nullptr) body += parser_.TakeBody();
+    if (sink == nullptr) body += parser_->TakeBody();
     if (*used < n) {
       // Bytes after the response: the origin sent more than one response
       // for one request (or garbage). The response is fine; the connection
@@ -180,26 +182,26 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
     }
   }
   if (sink == nullptr) {
-    body += parser_.TakeBody();
+    body += parser_->TakeBody();
   } else {
     bool keep_going = true;
     if (!head_delivered) {  // e.g. a HEAD or 204 completed in one read
       head_delivered = true;
-      keep_going = co_await sink->OnHead(parser_.head());
+      keep_going = co_await sink->OnHead(parser_->head());
     }
-    std::string chunk = parser_.TakeBody();
+    std::string chunk = parser_->TakeBody();
     if (keep_going && !chunk.empty()) co_await sink->OnBody(std::move(chunk));
   }
 
-  const ResponseHead& h = parser_.head();
+  const ResponseHead& h = parser_->head();
   Response response;
   response.status_code = h.status_code;
   response.reason = h.reason;
   response.headers = h.headers;
   response.body = std::move(body);
-  response.trailers = parser_.trailers();
+  response.trailers = parser_->trailers();
   response.protocol = "http/1.1";
-  if (!result.close_reason && !parser_.KeepAlive()) {
+  if (!result.close_reason && !parser_->KeepAlive()) {
     result.close_reason = CloseReason::kConnectionClose;
   }
   if (!result.close_reason) {
@@ -231,10 +233,10 @@ asio::awaitable<ExchangeResult> Connection::Drain(bool extra_bytes,
   }
   // A short rest is cheaper to read than a new connection is to open.
   SocketDeadline guard(socket_, absl::Now() + kMaxDrainTime);
-  const uint64_t limit = parser_.body_bytes() + kMaxDrainBytes;
+  const uint64_t limit = parser_->body_bytes() + kMaxDrainBytes;
   std::unique_ptr<char[]> buffer(new char[kReadChunk]);
-  while (!parser_.message_complete()) {
-    if (parser_.body_bytes() > limit) {
+  while (!parser_->message_complete()) {
+    if (parser_->body_bytes() > limit) {
       r.close_reason = CloseReason::kCallAborted;
       co_return r;
     }
@@ -245,15 +247,15 @@ asio::awaitable<ExchangeResult> Connection::Drain(bool extra_bytes,
       co_return r;
     }
     absl::StatusOr<size_t> used =
-        parser_.Feed(std::string_view(buffer.get(), n));
-    parser_.TakeBody();
+        parser_->Feed(std::string_view(buffer.get(), n));
+    parser_->TakeBody();
     if (!used.ok() || *used < n) {
       r.close_reason = CloseReason::kProtocolError;
       co_return r;
     }
   }
   r.completed = true;
-  if (!parser_.KeepAlive()) r.close_reason = CloseReason::kConnectionClose;
+  if (!parser_->KeepAlive()) r.close_reason = CloseReason::kConnectionClose;
   co_return r;
 }
 

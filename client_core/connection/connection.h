@@ -122,7 +122,9 @@ class Connection {
   const int native_fd_;
   std::string remote_address_;
   uint16_t local_port_ = 0;
-  ResponseParser parser_;
+  // Present only while an exchange runs, so that an idle pooled connection
+  // holds no parse state (the idle ones are the many).
+  std::optional<ResponseParser> parser_;
 };
 
 }  // namespace egress

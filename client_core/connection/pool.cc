@@ -321,7 +321,9 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
     } else {
       --in_use_count_;
       MarkIdle(entry, now);
-      effects.went_idle.emplace(entry->connection->id(), state->address);
+      if (listener_ != nullptr) {
+        effects.went_idle.emplace(entry->connection->id(), state->address);
+      }
       EnforceIdleLimits(state, &effects);
       MaybeForget(state);
       ScheduleCleanup();

@@ -275,7 +275,8 @@ class ConnectionPool {
     uint64_t requests_served = 0;
     // Pending calls in arrival order; entries no longer pending (timed out)
     // are skipped when popped. `pending_count` counts the live ones.
-    std::deque<std::shared_ptr<Waiter>> waiters;
+    // (A list: a deque would allocate its first block for every address.)
+    std::list<std::shared_ptr<Waiter>> waiters;
     uint32_t pending_count = 0;
   };
 
