@@ -5,7 +5,10 @@
 #include <string>
 #include <utility>
 
+#include <optional>
+
 #include "absl/time/clock.h"
+#include "client_core/base/sync.h"
 #include "grpcpp/server_context.h"
 #include "server/proto_mapping.h"
 
@@ -13,23 +16,23 @@ namespace egress {
 
 // One Fetch RPC, from waiting for a request to the finished response. Owns
 // itself: deleted when its last completion-queue event arrives.
-class FetchService::Call {
+class FetchService::UnaryCall : public FetchService::Tag {
  public:
-  Call(FetchService* owner, grpc::ServerCompletionQueue* cq)
+  UnaryCall(FetchService* owner, grpc::ServerCompletionQueue* cq)
       : owner_(owner), cq_(cq), responder_(&context_) {
     owner_->service_.RequestFetch(&context_, &request_, &responder_, cq_, cq_,
                                   this);
   }
 
   // Called on the queue's thread for this call's events.
-  void Proceed(bool ok) {
+  void Proceed(bool ok) override {
     if (state_ == State::kWaiting) {
       if (!ok) {  // the queue is shutting down
         delete this;
         return;
       }
       // Keep one request slot open on this queue.
-      new Call(owner_, cq_);
+      new UnaryCall(owner_, cq_);
       Start();
       return;
     }
@@ -41,26 +44,21 @@ class FetchService::Call {
 
   void Start() {
     state_ = State::kFinishing;
-    const absl::Time now = absl::Now();
-    const auto grpc_deadline = context_.deadline();
-    const absl::Time rpc_deadline =
-        grpc_deadline == std::chrono::system_clock::time_point::max()
-            ? absl::InfiniteFuture()
-            : absl::FromChrono(grpc_deadline);
-    absl::StatusOr<Request> request =
-        ToRequest(request_, now, rpc_deadline,
-                  owner_->options_.default_call_timeout);
+    absl::StatusOr<Request> request = owner_->MakeRequest(context_, request_);
     if (!request.ok()) {
       responder_.FinishWithError(ToGrpcStatus(request.status()), this);
       return;
     }
+    const uint64_t call_id = request->call_id;
     owner_->client_->Execute(
-        *std::move(request), [this](absl::StatusOr<Response> result) {
+        *std::move(request),
+        [this, call_id](absl::StatusOr<Response> result) {
           if (!result.ok()) {
             responder_.FinishWithError(ToGrpcStatus(result.status()), this);
             return;
           }
           ToFetchResponse(*std::move(result), &response_);
+          response_.set_call_id(call_id);
           responder_.Finish(response_, grpc::Status::OK, this);
         });
   }
@@ -73,6 +71,194 @@ class FetchService::Call {
   grpc::ServerAsyncResponseWriter<v1::FetchResponse> responder_;
   State state_ = State::kWaiting;
 };
+
+// One FetchStream RPC. Owns itself; deleted once the response is finished
+// and gRPC reported the call done (both always happen once started).
+//
+// Threads: consumer callbacks arrive on event-loop threads, queue events on
+// the queue's thread; `mu_` orders them. At most one Write is in flight: the
+// consumer's `ready` is invoked only when it completed.
+class FetchService::StreamRpc : public FetchService::Tag {
+ public:
+  StreamRpc(FetchService* owner, grpc::ServerCompletionQueue* cq)
+      : owner_(owner), cq_(cq), writer_(&context_) {
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    owner_->service_.RequestFetchStream(&context_, &request_, &writer_, cq_,
+                                        cq_, this);
+  }
+
+  // The request arrived (or the queue is shutting down).
+  void Proceed(bool ok) override {
+    if (!ok) {
+      delete this;  // never started: no done event will come
+      return;
+    }
+    new StreamRpc(owner_, cq_);
+    absl::StatusOr<Request> request = owner_->MakeRequest(context_, request_);
+    if (!request.ok()) {
+      MutexLock lock(&mu_);
+      finish_started_ = true;
+      writer_.Finish(ToGrpcStatus(request.status()), &finish_tag_);
+      return;
+    }
+    call_id_ = request->call_id;
+    auto consumer = std::make_shared<Consumer>(this);
+    std::shared_ptr<StreamCall> call =
+        owner_->client_->Stream(*std::move(request), consumer);
+    bool cancel_now = false;
+    {
+      MutexLock lock(&mu_);
+      call_ = call;
+      cancel_now = cancelled_;
+    }
+    if (cancel_now) call->Cancel();
+  }
+
+ private:
+  // Forwards client_core's stream events; kept alive by client_core until
+  // OnDone, which comes before the RPC can finish.
+  class Consumer : public StreamConsumer {
+   public:
+    explicit Consumer(StreamRpc* rpc) : rpc_(rpc) {}
+    void OnHead(const Response& head, Ready ready) override {
+      v1::FetchStreamResponse message;
+      ToResponseHead(head, rpc_->call_id_, message.mutable_head());
+      rpc_->Write(std::move(message), std::move(ready));
+    }
+    void OnBody(std::string chunk, Ready ready) override {
+      v1::FetchStreamResponse message;
+      message.set_body_chunk(std::move(chunk));
+      rpc_->Write(std::move(message), std::move(ready));
+    }
+    void OnDone(absl::StatusOr<Response> result) override {
+      rpc_->Done(std::move(result));
+    }
+
+   private:
+    StreamRpc* const rpc_;
+  };
+
+  // A queue event for one kind of operation of this RPC.
+  class OpTag : public Tag {
+   public:
+    enum class Op { kWrite, kFinish, kDone };
+    OpTag(StreamRpc* rpc, Op op) : rpc_(rpc), op_(op) {}
+    void Proceed(bool ok) override { rpc_->OnEvent(op_, ok); }
+
+   private:
+    StreamRpc* const rpc_;
+    const Op op_;
+  };
+
+  void Write(v1::FetchStreamResponse message, StreamConsumer::Ready ready) {
+    MutexLock lock(&mu_);
+    ready_ = std::move(ready);
+    write_in_flight_ = true;
+    writer_.Write(message, &write_tag_);
+  }
+
+  void Done(absl::StatusOr<Response> result) {
+    MutexLock lock(&mu_);
+    if (!result.ok()) {
+      final_status_ = ToGrpcStatus(result.status());
+    } else {
+      final_status_ = grpc::Status::OK;
+      for (HeaderField& h : result->trailers) {
+        v1::Header* out = final_message_.add_trailers();
+        out->set_name(std::move(h.name));
+        out->set_value(std::move(h.value));
+      }
+      ToTiming(result->timing, final_message_.mutable_timing());
+      has_final_message_ = true;
+    }
+    // A Write still in flight (the call was cancelled mid-body) finishes
+    // first; its completion starts the Finish.
+    if (!write_in_flight_) StartFinish();
+  }
+
+  void StartFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    finish_started_ = true;
+    if (has_final_message_ && final_status_->ok()) {
+      writer_.WriteAndFinish(final_message_, grpc::WriteOptions(),
+                             *final_status_, &finish_tag_);
+    } else {
+      writer_.Finish(*final_status_, &finish_tag_);
+    }
+  }
+
+  void OnEvent(OpTag::Op op, bool ok) {
+    StreamConsumer::Ready ready;
+    std::shared_ptr<StreamCall> cancel;
+    bool destroy = false;
+    {
+      MutexLock lock(&mu_);
+      switch (op) {
+        case OpTag::Op::kWrite:
+          write_in_flight_ = false;
+          if (ok) {
+            ready = std::move(ready_);
+          } else {
+            cancel = call_;  // the caller is gone
+          }
+          ready_ = nullptr;
+          if (final_status_ && !finish_started_) StartFinish();
+          break;
+        case OpTag::Op::kFinish:
+          finished_ = true;
+          break;
+        case OpTag::Op::kDone:
+          done_ = true;
+          if (context_.IsCancelled()) {
+            cancelled_ = true;
+            cancel = call_;
+          }
+          break;
+      }
+      destroy = finished_ && done_;
+    }
+    if (cancel) cancel->Cancel();
+    if (ready) std::move(ready)();
+    if (destroy) delete this;
+  }
+
+  FetchService* const owner_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext context_;
+  v1::FetchRequest request_;
+  grpc::ServerAsyncWriter<v1::FetchStreamResponse> writer_;
+  uint64_t call_id_ = 0;
+  OpTag write_tag_{this, OpTag::Op::kWrite};
+  OpTag finish_tag_{this, OpTag::Op::kFinish};
+  OpTag done_tag_{this, OpTag::Op::kDone};
+
+  Mutex mu_;
+  std::shared_ptr<StreamCall> call_ ABSL_GUARDED_BY(mu_);
+  StreamConsumer::Ready ready_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  v1::FetchStreamResponse final_message_ ABSL_GUARDED_BY(mu_);
+  bool has_final_message_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+absl::StatusOr<Request> FetchService::MakeRequest(
+    const grpc::ServerContext& context, const v1::FetchRequest& proto) {
+  const absl::Time now = absl::Now();
+  const auto grpc_deadline = context.deadline();
+  const absl::Time rpc_deadline =
+      grpc_deadline == std::chrono::system_clock::time_point::max()
+          ? absl::InfiniteFuture()
+          : absl::FromChrono(grpc_deadline);
+  absl::StatusOr<Request> request =
+      ToRequest(proto, now, rpc_deadline, options_.default_call_timeout);
+  if (!request.ok()) return request;
+  request->call_id = next_call_id_.fetch_add(1, std::memory_order_relaxed);
+  request->caller = context.peer();
+  return request;
+}
 
 FetchService::FetchService(const FetchServiceOptions& options,
                            HttpClient* client)
@@ -95,7 +281,8 @@ void FetchService::Start() {
     grpc::ServerCompletionQueue* cq = queues_[i].get();
     // Several request slots per queue so a burst of new calls does not wait
     // for the slot to be re-armed.
-    for (int slot = 0; slot < 16; ++slot) new Call(this, cq);
+    for (int slot = 0; slot < 16; ++slot) new UnaryCall(this, cq);
+    for (int slot = 0; slot < 4; ++slot) new StreamRpc(this, cq);
     threads_.emplace_back([this, cq] { Poll(cq); });
     const std::string name = "egress-cq-" + std::to_string(i);
     pthread_setname_np(threads_.back().native_handle(), name.c_str());
@@ -105,7 +292,7 @@ void FetchService::Start() {
 void FetchService::Poll(grpc::ServerCompletionQueue* cq) {
   void* tag;
   bool ok;
-  while (cq->Next(&tag, &ok)) static_cast<Call*>(tag)->Proceed(ok);
+  while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
 }
 
 void FetchService::Shutdown() {

@@ -8,6 +8,10 @@
 // event loop), and the event loop finishes the RPC, which the queue thread
 // then completes.
 //
+// FetchStream uses the same queues: each response piece is one Write, and
+// the next piece is read from the origin only when that Write completed
+// (end-to-end flow control; see client_core/call/stream_consumer.h).
+//
 // Lifetime: construct, Register() with the builder before BuildAndStart(),
 // then Start(). Shutdown(): after grpc::Server::Shutdown() returned and the
 // HttpClient finished every call, shuts the queues down and joins the
@@ -15,6 +19,7 @@
 #ifndef EGRESS_SERVER_FETCH_SERVICE_H_
 #define EGRESS_SERVER_FETCH_SERVICE_H_
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -51,8 +56,18 @@ class FetchService {
   void Shutdown();
 
  private:
-  class Call;
+  // Something a completion-queue event is for: every tag is one.
+  class Tag {
+   public:
+    virtual ~Tag() = default;
+    virtual void Proceed(bool ok) = 0;
+  };
+  class UnaryCall;
+  class StreamRpc;
   void Poll(grpc::ServerCompletionQueue* cq);
+  // Fills the fields every call gets from the RPC's context.
+  absl::StatusOr<Request> MakeRequest(const grpc::ServerContext& context,
+                                      const v1::FetchRequest& proto);
 
   const FetchServiceOptions options_;
   HttpClient* const client_;
@@ -60,6 +75,7 @@ class FetchService {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   bool shut_down_ = false;
+  std::atomic<uint64_t> next_call_id_{1};
 };
 
 }  // namespace egress

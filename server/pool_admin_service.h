@@ -1,5 +1,6 @@
 // PoolAdminService: the PoolAdmin gRPC service (callback API; it is not on
-// the hot path). Reads the HttpClient's pool; never changes it for now.
+// the hot path). Reads the HttpClient's pool, and evicts or drains it on
+// request.
 //
 // Thread-safe. The HttpClient must outlive the service.
 #ifndef EGRESS_SERVER_POOL_ADMIN_SERVICE_H_
@@ -17,6 +18,19 @@ class PoolAdminService final : public v1::PoolAdmin::CallbackService {
   grpc::ServerUnaryReactor* GetPoolStats(
       grpc::CallbackServerContext* context,
       const v1::GetPoolStatsRequest* request, v1::PoolStats* response) override;
+  grpc::ServerUnaryReactor* ListConnections(
+      grpc::CallbackServerContext* context,
+      const v1::ListConnectionsRequest* request,
+      v1::ListConnectionsResponse* response) override;
+  grpc::ServerUnaryReactor* EvictIdle(grpc::CallbackServerContext* context,
+                                      const v1::EvictIdleRequest* request,
+                                      v1::EvictIdleResponse* response) override;
+  grpc::ServerUnaryReactor* ListLeaks(grpc::CallbackServerContext* context,
+                                      const v1::ListLeaksRequest* request,
+                                      v1::ListLeaksResponse* response) override;
+  grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
+                                  const v1::DrainRequest* request,
+                                  v1::DrainResponse* response) override;
 
  private:
   HttpClient* const client_;

@@ -8,6 +8,27 @@
 #include "client_core/url/url.h"
 
 namespace egress {
+namespace {
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  out->set_seconds(absl::ToInt64Seconds(d));
+  out->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(d - absl::Seconds(absl::ToInt64Seconds(d)))));
+}
+
+// Sets `out` only for a phase that happened.
+void SetPhase(absl::Duration d, v1::Timing* timing,
+              google::protobuf::Duration* (v1::Timing::*field)()) {
+  if (d > absl::ZeroDuration()) SetDuration(d, (timing->*field)());
+}
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t nanos = absl::ToUnixNanos(t);
+  out->set_seconds(nanos / 1000000000);
+  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+}
+
+}  // namespace
 
 absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
                                   absl::Time now, absl::Time rpc_deadline,
@@ -50,6 +71,46 @@ absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
   return request;
 }
 
+void ToTiming(const CallTiming& t, v1::Timing* timing) {
+  SetPhase(t.queue_wait, timing, &v1::Timing::mutable_queue_wait);
+  SetPhase(t.dns, timing, &v1::Timing::mutable_dns);
+  SetPhase(t.connect, timing, &v1::Timing::mutable_connect);
+  SetPhase(t.tls, timing, &v1::Timing::mutable_tls);
+  SetPhase(t.connection_acquired, timing,
+           &v1::Timing::mutable_connection_acquired);
+  SetPhase(t.request_written, timing, &v1::Timing::mutable_request_written);
+  SetPhase(t.first_byte, timing, &v1::Timing::mutable_first_byte);
+  SetPhase(t.total, timing, &v1::Timing::mutable_total);
+}
+
+void ToResponseHead(const Response& response, uint64_t call_id,
+                    v1::ResponseHead* proto) {
+  proto->set_status_code(response.status_code);
+  proto->set_reason(response.reason);
+  for (const HeaderField& h : response.headers) {
+    v1::Header* out = proto->add_headers();
+    out->set_name(h.name);
+    out->set_value(h.value);
+  }
+  proto->set_protocol(response.protocol);
+  v1::ConnectionInfo* connection = proto->mutable_connection();
+  connection->set_id(response.connection.connection_id);
+  connection->set_reused(response.connection.reused);
+  connection->set_remote_address(response.connection.remote_address);
+  proto->set_call_id(call_id);
+}
+
+void ToLeakReport(const LeakReport& leak, v1::LeakReport* proto) {
+  proto->set_call_id(leak.call_id);
+  proto->set_method(leak.method);
+  proto->set_url(leak.url);
+  SetDuration(leak.age, proto->mutable_age());
+  proto->set_bytes_moved(leak.bytes_moved);
+  proto->set_connection_id(leak.connection_id);
+  proto->set_caller(leak.caller);
+  SetTimestamp(leak.detected_at, proto->mutable_detected_at());
+}
+
 void ToFetchResponse(Response&& response, v1::FetchResponse* proto) {
   proto->set_status_code(response.status_code);
   proto->set_reason(std::move(response.reason));
@@ -64,6 +125,12 @@ void ToFetchResponse(Response&& response, v1::FetchResponse* proto) {
   connection->set_id(response.connection.connection_id);
   connection->set_reused(response.connection.reused);
   connection->set_remote_address(std::move(response.connection.remote_address));
+  for (HeaderField& h : response.trailers) {
+    v1::Header* out = proto->add_trailers();
+    out->set_name(std::move(h.name));
+    out->set_value(std::move(h.value));
+  }
+  ToTiming(response.timing, proto->mutable_timing());
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -88,19 +155,68 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
     out->set_idle_count(a.idle_count);
     out->set_in_use_count(a.in_use_count);
     out->set_requests_served(a.requests_served);
+    out->set_connecting_count(a.connecting_count);
+    out->set_pending_count(a.pending_count);
+    out->set_requests_in_flight(a.requests_in_flight);
   }
   for (CloseReason reason : kAllCloseReasons) {
     (*proto->mutable_closed_by_reason())[std::string(CloseReasonName(reason))] =
         snapshot.closed_by_reason[static_cast<size_t>(reason)];
   }
+  for (size_t i = 0; i < kPoolLimitCount; ++i) {
+    (*proto->mutable_rejected_by_limit())[std::string(
+        PoolLimitName(static_cast<PoolLimit>(i)))] =
+        snapshot.rejected_by_limit[i];
+  }
+  proto->set_connecting_count(snapshot.connecting_count);
+  proto->set_pending_count(snapshot.pending_count);
+  proto->set_requests_in_flight(snapshot.requests_in_flight);
+  proto->set_connect_failures(snapshot.connect_failures);
+  proto->set_cleanup_wakeups(snapshot.cleanup_wakeups);
+
   v1::PoolConfig* config = proto->mutable_config();
-  config->set_max_idle_connections(
-      static_cast<uint32_t>(options.max_idle_connections));
-  const absl::Duration keep_alive = options.keep_alive;
-  config->mutable_keep_alive()->set_seconds(
-      absl::ToInt64Seconds(keep_alive));
-  config->mutable_keep_alive()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(keep_alive % absl::Seconds(1))));
+  const auto u32 = [](size_t v) { return static_cast<uint32_t>(v); };
+  config->set_max_idle_connections(u32(options.max_idle_connections));
+  SetDuration(options.keep_alive, config->mutable_keep_alive());
+  config->set_max_idle_per_address(u32(options.max_idle_per_address));
+  SetDuration(options.max_connection_lifetime,
+              config->mutable_max_connection_lifetime());
+  config->set_max_connections(u32(options.max_connections));
+  config->set_max_connections_per_address(
+      u32(options.max_connections_per_address));
+  config->set_max_requests_in_flight(u32(options.max_requests_in_flight));
+  config->set_max_requests_in_flight_per_address(
+      u32(options.max_requests_in_flight_per_address));
+  config->set_max_pending_per_address(u32(options.max_pending_per_address));
+  SetDuration(options.pending_timeout, config->mutable_pending_timeout());
+  SetDuration(options.health_check_after_idle,
+              config->mutable_health_check_after_idle());
+}
+
+void ToConnectionStats(const ConnectionSnapshot& c, v1::ConnectionStats* out) {
+  out->set_id(c.id);
+  out->set_address(c.address.ToString());
+  out->set_remote_address(c.remote_address);
+  out->set_local_port(c.local_port);
+  out->set_protocol("http/1.1");
+  SetTimestamp(c.created, out->mutable_created());
+  SetTimestamp(c.last_used, out->mutable_last_used());
+  if (c.idle_since != absl::InfinitePast()) {
+    SetTimestamp(c.idle_since, out->mutable_idle_since());
+  }
+  out->set_allocations(static_cast<uint32_t>(c.allocations));
+  out->set_success_count(c.success_count);
+  out->set_no_new_exchanges_reason(c.no_new_exchanges_reason);
+}
+
+absl::StatusOr<Address> ParseAddress(absl::string_view text) {
+  absl::StatusOr<Url> url = ParseUrl(std::string_view(text.data(), text.size()));
+  if (!url.ok() || url->path_and_query != "/") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address '", text, "' is not scheme://host:port (e.g. ",
+        "http://example.com:80)"));
+  }
+  return Address::FromUrl(*url);
 }
 
 }  // namespace egress

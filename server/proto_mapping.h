@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client_core/call/leak_registry.h"
 #include "client_core/connection/pool.h"
 #include "client_core/http/request.h"
 #include "grpcpp/support/status.h"
@@ -24,6 +25,14 @@ absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
                                   absl::Time now, absl::Time rpc_deadline,
                                   absl::Duration default_timeout);
 
+void ToTiming(const CallTiming& timing, v1::Timing* proto);
+
+// The head of a streamed response (status, headers, connection).
+void ToResponseHead(const Response& response, uint64_t call_id,
+                    v1::ResponseHead* proto);
+
+void ToLeakReport(const LeakReport& leak, v1::LeakReport* proto);
+
 // Fills `proto` from `response` (moves the body).
 void ToFetchResponse(Response&& response, v1::FetchResponse* proto);
 
@@ -33,6 +42,14 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // PoolStats from a pool snapshot and the pool's options.
 void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
                  v1::PoolStats* proto);
+
+// One ListConnections entry.
+void ToConnectionStats(const ConnectionSnapshot& connection,
+                       v1::ConnectionStats* proto);
+
+// Parses an address as PoolStats prints it, "scheme://host:port"
+// (kInvalidArgument otherwise).
+absl::StatusOr<Address> ParseAddress(absl::string_view text);
 
 }  // namespace egress
 
