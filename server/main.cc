@@ -1,23 +1,32 @@
 // egressd: the egress sidecar. Serves Fetcher (with gRPC health and server
-// reflection) on --listen and PoolAdmin on --admin_listen, both backed by one
-// process-wide HttpClient and its connection pool.
+// reflection) on listeners.listen and PoolAdmin on listeners.admin_listen,
+// both backed by one process-wide HttpClient and its connection pool.
+//
+// Configuration: built-in defaults < the --config file < flags given on the
+// command line (server/egressd_config.h, docs/configuration.md).
+// `egressd --check_config=FILE` prints the effective configuration and exits.
 //
 // Start-up prints one line a script can parse, after both ports are bound:
 //   EGRESSD_READY listen=127.0.0.1:7070 admin_listen=127.0.0.1:9901
-// SIGTERM or SIGINT: health turns NOT_SERVING, the Fetcher stops taking calls
-// and in-flight ones get --shutdown_grace to finish, then the pool closes
-// and egressd exits 0.
+// SIGTERM or SIGINT: health turns NOT_SERVING and egressd prints
+//   EGRESSD_DRAINING grace=20s
+// then the Fetcher stops taking calls, in-flight ones get
+// timeouts.shutdown_grace to finish, the pool closes and egressd exits 0.
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -25,37 +34,99 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/admin_auth.h"
+#include "server/config/config.h"
+#include "server/egressd_config.h"
 #include "server/fetch_service.h"
 #include "server/listen_address.h"
 #include "server/pool_admin_service.h"
 
+ABSL_FLAG(std::string, config, "",
+          "YAML configuration file (docs/configuration.md). Empty: the "
+          "built-in defaults. Flags given on the command line override it.");
+ABSL_FLAG(std::string, check_config, "",
+          "Load this configuration file, apply the other flags, print the "
+          "effective configuration (secrets redacted) and exit: 0 if egressd "
+          "would start with it, 1 otherwise. Binds no port.");
+
+// Each flag below overrides one field of the configuration, and only when it
+// is given; the defaults shown are the fields' built-in defaults.
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
           "HOST:PORT for the Fetcher service (with gRPC health and "
-          "reflection). Port 0 picks a free port.");
+          "reflection). Port 0 picks a free port. (listeners.listen)");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9901",
-          "HOST:PORT for the PoolAdmin service. Keep it on localhost.");
+          "HOST:PORT for the PoolAdmin service. Keep it on localhost; off "
+          "loopback an admin token is required. (listeners.admin_listen)");
 ABSL_FLAG(int, event_loops, 0,
-          "Event-loop threads for HTTP I/O; 0 = one per CPU core.");
+          "Event-loop threads for HTTP I/O; 0 = one per CPU core. "
+          "(threads.event_loops)");
 ABSL_FLAG(int, completion_queues, 0,
           "gRPC completion queues (one thread each) for Fetch; 0 = one per "
-          "CPU core.");
+          "CPU core. (threads.completion_queues)");
 ABSL_FLAG(int, max_idle_connections, 256,
           "Most idle pooled connections over all addresses (0 = close each "
-          "connection when it goes idle).");
+          "connection when it goes idle). (pool.max_idle_connections)");
 ABSL_FLAG(int, max_idle_per_address, 64,
-          "Most idle pooled connections for one address.");
+          "Most idle pooled connections for one address. "
+          "(pool.max_idle_per_address)");
 ABSL_FLAG(absl::Duration, keep_alive, absl::Seconds(30),
-          "Idle connections are closed after this long.");
+          "Idle connections are closed after this long. (pool.keep_alive)");
+ABSL_FLAG(absl::Duration, health_check_after_idle, absl::ZeroDuration(),
+          "Idle connections idle at least this long are checked before "
+          "reuse (0 = always; the check is one non-blocking peek). "
+          "(pool.health_check_after_idle)");
+ABSL_FLAG(absl::Duration, max_connection_lifetime, absl::ZeroDuration(),
+          "Connections older than this take no new requests and close when "
+          "their last one ends (0 = no limit). (pool.max_connection_lifetime)");
+ABSL_FLAG(int64_t, max_connections, 16384,
+          "Open and connecting connections over all addresses (0 = no "
+          "limit); beyond it calls wait in the pending queue. "
+          "(pool.max_connections)");
+ABSL_FLAG(int64_t, max_connections_per_address, 1024,
+          "Open and connecting connections per address (0 = no limit). "
+          "(pool.max_connections_per_address)");
+ABSL_FLAG(int64_t, max_requests_in_flight, 65536,
+          "Calls in flight over all addresses; one more is "
+          "RESOURCE_EXHAUSTED at once (0 = no limit). "
+          "(pool.max_requests_in_flight)");
+ABSL_FLAG(int64_t, max_requests_in_flight_per_address, 0,
+          "Calls in flight per address (0 = no limit). "
+          "(pool.max_requests_in_flight_per_address)");
+ABSL_FLAG(int64_t, max_pending_per_address, 16384,
+          "Calls waiting for a connection per address; one more is "
+          "RESOURCE_EXHAUSTED. (pool.max_pending_per_address)");
+ABSL_FLAG(absl::Duration, pending_timeout, absl::Seconds(10),
+          "Longest wait in the pending queue (RESOURCE_EXHAUSTED after). "
+          "(pool.pending_timeout)");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
-          "Bound on one TCP connect attempt.");
+          "Bound on one TCP connect attempt. (timeouts.connect)");
 ABSL_FLAG(absl::Duration, default_call_timeout, absl::Seconds(60),
           "Call timeout when the caller sets no gRPC deadline and no "
-          "FetchRequest.timeout.");
+          "FetchRequest.timeout. (timeouts.default_call)");
 ABSL_FLAG(int64_t, max_response_body_bytes, 4 * 1024 * 1024,
           "Largest response body a Fetch returns (RESOURCE_EXHAUSTED past "
-          "it).");
+          "it). (limits.max_response_body_bytes)");
+ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
+          "Egress policy: destination CIDRs allowed even though a default "
+          "rule denies them (e.g. 127.0.0.0/8 for local testing). Repeatable "
+          "or comma-separated; replaces the file's list, `--allow_cidr=` "
+          "empties it. (egress.allow_cidrs)");
+ABSL_FLAG(std::vector<std::string>, deny_cidr, {},
+          "Egress policy: destination CIDRs always denied. Repeatable or "
+          "comma-separated; replaces the file's list. (egress.deny_cidrs)");
+ABSL_FLAG(bool, egress_report_only, false,
+          "Egress policy: count what would be denied, but allow it. "
+          "(egress.report_only)");
+ABSL_FLAG(std::string, resolve, "",
+          "Static host addresses instead of DNS, curl-style: "
+          "'host:IP[,IP...]' entries separated by ';' (IPv6 in brackets). "
+          "No configuration field.");
+ABSL_FLAG(absl::Duration, leak_threshold, absl::Seconds(30),
+          "A FetchStream caller that stops reading for this long is reported "
+          "as a leak (PoolAdmin.ListLeaks). (pool.leak_threshold)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
-          "On SIGTERM, how long in-flight Fetches may take to finish.");
+          "On SIGTERM, how long in-flight Fetches may take to finish. "
+          "(timeouts.shutdown_grace)");
 
 namespace egress {
 namespace {
@@ -65,51 +136,45 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-absl::Status CheckNonNegative(const char* flag, int64_t value) {
-  if (value < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " must be >= 0, got ", value));
+// The flag's value if it was given on the command line.
+template <typename T>
+std::optional<T> IfGiven(const absl::Flag<T>& flag,
+                         const std::set<std::string>& given) {
+  if (given.count(std::string(absl::GetFlagReflectionHandle(flag).Name())) ==
+      0) {
+    return std::nullopt;
   }
-  return absl::OkStatus();
+  return absl::GetFlag(flag);
 }
 
-absl::Status CheckPositive(const char* flag, absl::Duration value) {
-  if (value <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, " must be positive, got ", absl::FormatDuration(value)));
-  }
-  return absl::OkStatus();
-}
-
-// Reads and checks every flag; the first bad one is the error.
-absl::StatusOr<HttpClientOptions> ClientOptionsFromFlags() {
-  HttpClientOptions options;
-  for (auto [name, value] : std::vector<std::pair<const char*, int64_t>>{
-           {"event_loops", absl::GetFlag(FLAGS_event_loops)},
-           {"completion_queues", absl::GetFlag(FLAGS_completion_queues)},
-           {"max_idle_connections", absl::GetFlag(FLAGS_max_idle_connections)},
-           {"max_idle_per_address", absl::GetFlag(FLAGS_max_idle_per_address)},
-           {"max_response_body_bytes",
-            absl::GetFlag(FLAGS_max_response_body_bytes)}}) {
-    if (absl::Status s = CheckNonNegative(name, value); !s.ok()) return s;
-  }
-  for (auto [name, value] : std::vector<std::pair<const char*, absl::Duration>>{
-           {"keep_alive", absl::GetFlag(FLAGS_keep_alive)},
-           {"connect_timeout", absl::GetFlag(FLAGS_connect_timeout)},
-           {"default_call_timeout", absl::GetFlag(FLAGS_default_call_timeout)}}) {
-    if (absl::Status s = CheckPositive(name, value); !s.ok()) return s;
-  }
-  if (absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--shutdown_grace must be >= 0");
-  }
-  options.event_loops = absl::GetFlag(FLAGS_event_loops);
-  options.pool.max_idle_connections = absl::GetFlag(FLAGS_max_idle_connections);
-  options.pool.max_idle_per_address = absl::GetFlag(FLAGS_max_idle_per_address);
-  options.pool.keep_alive = absl::GetFlag(FLAGS_keep_alive);
-  options.connect.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
-  options.max_response_body_bytes =
-      absl::GetFlag(FLAGS_max_response_body_bytes);
-  return options;
+FlagOverrides OverridesFromFlags(const std::set<std::string>& given) {
+  FlagOverrides f;
+  f.listen = IfGiven(FLAGS_listen, given);
+  f.admin_listen = IfGiven(FLAGS_admin_listen, given);
+  f.event_loops = IfGiven(FLAGS_event_loops, given);
+  f.completion_queues = IfGiven(FLAGS_completion_queues, given);
+  f.max_idle_connections = IfGiven(FLAGS_max_idle_connections, given);
+  f.max_idle_per_address = IfGiven(FLAGS_max_idle_per_address, given);
+  f.keep_alive = IfGiven(FLAGS_keep_alive, given);
+  f.health_check_after_idle = IfGiven(FLAGS_health_check_after_idle, given);
+  f.max_connection_lifetime = IfGiven(FLAGS_max_connection_lifetime, given);
+  f.max_connections = IfGiven(FLAGS_max_connections, given);
+  f.max_connections_per_address =
+      IfGiven(FLAGS_max_connections_per_address, given);
+  f.max_requests_in_flight = IfGiven(FLAGS_max_requests_in_flight, given);
+  f.max_requests_in_flight_per_address =
+      IfGiven(FLAGS_max_requests_in_flight_per_address, given);
+  f.max_pending_per_address = IfGiven(FLAGS_max_pending_per_address, given);
+  f.pending_timeout = IfGiven(FLAGS_pending_timeout, given);
+  f.leak_threshold = IfGiven(FLAGS_leak_threshold, given);
+  f.connect_timeout = IfGiven(FLAGS_connect_timeout, given);
+  f.default_call_timeout = IfGiven(FLAGS_default_call_timeout, given);
+  f.shutdown_grace = IfGiven(FLAGS_shutdown_grace, given);
+  f.max_response_body_bytes = IfGiven(FLAGS_max_response_body_bytes, given);
+  f.allow_cidr = IfGiven(FLAGS_allow_cidr, given);
+  f.deny_cidr = IfGiven(FLAGS_deny_cidr, given);
+  f.egress_report_only = IfGiven(FLAGS_egress_report_only, given);
+  return f;
 }
 
 // Builds a server listening on `address`, without SO_REUSEPORT so that a port
@@ -123,26 +188,80 @@ std::unique_ptr<grpc::Server> BuildServer(grpc::ServerBuilder& builder,
   return builder.BuildAndStart();
 }
 
-int Run(int argc, char** argv) {
+int Run(int raw_argc, char** raw_argv) {
+  // --help lists the flags of this file (abseil's default looks for a file
+  // named after the binary, egressd.cc, and would list none).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
-      "egressd: gRPC HTTP egress sidecar with a shared connection pool.\n"
-      "Usage: egressd [--listen=HOST:PORT] [--admin_listen=HOST:PORT] ...");
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+      "gRPC HTTP egress sidecar with a shared connection pool.\n"
+      "Usage: egressd [--config=FILE] [--listen=HOST:PORT] ...\n"
+      "       egressd --check_config=FILE [flags]");
+  std::vector<std::string> args = JoinRepeatedListFlags(
+      std::vector<std::string>(raw_argv, raw_argv + raw_argc));
+  const std::set<std::string> given = FlagNamesOnCommandLine(args);
+  std::vector<char*> arg_pointers;
+  for (std::string& a : args) arg_pointers.push_back(a.data());
+  std::vector<char*> positional = absl::ParseCommandLine(
+      static_cast<int>(arg_pointers.size()), arg_pointers.data());
   if (positional.size() > 1) {
     return Fail(absl::StrCat("unexpected argument '", positional[1],
                              "' (egressd takes only --flags; see --help)"));
   }
-  absl::StatusOr<ListenAddress> listen =
-      ParseListenAddress("--listen", absl::GetFlag(FLAGS_listen));
-  if (!listen.ok()) return Fail(std::string(listen.status().message()));
-  absl::StatusOr<ListenAddress> admin_listen =
-      ParseListenAddress("--admin_listen", absl::GetFlag(FLAGS_admin_listen));
-  if (!admin_listen.ok()) {
-    return Fail(std::string(admin_listen.status().message()));
+  // Flags read from elsewhere would not count as given (see
+  // FlagNamesOnCommandLine) and silently lose to the file.
+  for (const char* indirect : {"flagfile", "fromenv", "tryfromenv"}) {
+    if (given.count(indirect) > 0) {
+      return Fail(absl::StrCat("--", indirect,
+                               " is not supported; put settings in a "
+                               "--config=FILE instead"));
+    }
   }
-  absl::StatusOr<HttpClientOptions> client_options = ClientOptionsFromFlags();
+
+  const std::string check_path = absl::GetFlag(FLAGS_check_config);
+  const bool check_only = given.count("check_config") > 0;
+  if (check_only && check_path.empty()) {
+    return Fail("--check_config needs a file: --check_config=FILE");
+  }
+  // The image's entrypoint passes --config; `--check_config` of the same
+  // file after it is fine, of another file ambiguous.
+  if (check_only && !absl::GetFlag(FLAGS_config).empty() &&
+      absl::GetFlag(FLAGS_config) != check_path) {
+    return Fail(absl::StrCat("--check_config=", check_path, " and --config=",
+                             absl::GetFlag(FLAGS_config),
+                             " name different files; give one"));
+  }
+  const std::string config_path =
+      check_only ? check_path : absl::GetFlag(FLAGS_config);
+  EgressdConfig file_config;
+  if (!config_path.empty()) {
+    absl::StatusOr<EgressdConfig> loaded = LoadConfigFile(config_path);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    file_config = *std::move(loaded);
+  }
+  absl::StatusOr<EgressdConfig> config =
+      ApplyFlags(std::move(file_config), OverridesFromFlags(given));
+  if (!config.ok()) return Fail(std::string(config.status().message()));
+  if (absl::Status s = CheckImplemented(*config); !s.ok()) {
+    return Fail(config_path.empty()
+                    ? std::string(s.message())
+                    : absl::StrCat(config_path, ": ", s.message()));
+  }
+  absl::StatusOr<HttpClientOptions> client_options =
+      ClientOptionsFromConfig(*config, absl::GetFlag(FLAGS_resolve));
   if (!client_options.ok()) {
     return Fail(std::string(client_options.status().message()));
+  }
+  for (const std::string& warning : EgressdWarnings(*config)) {
+    std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
+  }
+  if (check_only) {
+    std::fputs(RenderEffectiveConfig(*config).c_str(), stdout);
+    return 0;
   }
 
   // Signals are taken by sigwait below; every thread created from here on
@@ -157,33 +276,47 @@ int Run(int argc, char** argv) {
   HttpClient client(*client_options);
 
   FetchServiceOptions fetch_options;
-  fetch_options.completion_queues = absl::GetFlag(FLAGS_completion_queues);
-  fetch_options.default_call_timeout = absl::GetFlag(FLAGS_default_call_timeout);
+  fetch_options.completion_queues = config->threads.completion_queues;
+  fetch_options.default_call_timeout = config->timeouts.default_call;
   FetchService fetch_service(fetch_options, &client);
 
+  const ListenAddress& listen = config->listeners.listen;
+  const ListenAddress& admin_listen = config->listeners.admin_listen;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder fetch_builder;
   fetch_service.Register(fetch_builder);
   int fetch_port = 0;
   std::unique_ptr<grpc::Server> fetch_server =
-      BuildServer(fetch_builder, *listen, &fetch_port);
+      BuildServer(fetch_builder, listen, &fetch_port);
   if (fetch_server == nullptr || fetch_port == 0) {
-    return Fail(absl::StrCat("cannot listen on ", listen->ToString(),
-                             " (--listen): address in use or not local"));
+    return Fail(absl::StrCat("cannot listen on ", listen.ToString(),
+                             " (listeners.listen, --listen): address in use "
+                             "or not local"));
   }
 
   PoolAdminService admin_service(&client);
+  // With a token, only the checking wrapper is registered.
+  std::unique_ptr<TokenCheckedPoolAdmin> checked_admin;
+  if (!config->listeners.admin_token.empty()) {
+    checked_admin = std::make_unique<TokenCheckedPoolAdmin>(
+        config->listeners.admin_token.value, &admin_service);
+  }
   grpc::ServerBuilder admin_builder;
-  admin_builder.RegisterService(&admin_service);
+  if (checked_admin != nullptr) {
+    admin_builder.RegisterService(checked_admin.get());
+  } else {
+    admin_builder.RegisterService(&admin_service);
+  }
   int admin_port = 0;
   std::unique_ptr<grpc::Server> admin_server =
-      BuildServer(admin_builder, *admin_listen, &admin_port);
+      BuildServer(admin_builder, admin_listen, &admin_port);
   if (admin_server == nullptr || admin_port == 0) {
     fetch_server->Shutdown();
     fetch_service.Shutdown();
-    return Fail(absl::StrCat("cannot listen on ", admin_listen->ToString(),
-                             " (--admin_listen): address in use or not local"));
+    return Fail(absl::StrCat("cannot listen on ", admin_listen.ToString(),
+                             " (listeners.admin_listen, --admin_listen): "
+                             "address in use or not local"));
   }
   fetch_service.Start();
   grpc::HealthCheckServiceInterface* health =
@@ -191,9 +324,9 @@ int Run(int argc, char** argv) {
   health->SetServingStatus(true);
   health->SetServingStatus("egress.v1.Fetcher", true);
 
-  ListenAddress bound_listen = *listen;
+  ListenAddress bound_listen = listen;
   bound_listen.port = static_cast<uint16_t>(fetch_port);
-  ListenAddress bound_admin = *admin_listen;
+  ListenAddress bound_admin = admin_listen;
   bound_admin.port = static_cast<uint16_t>(admin_port);
   std::printf("EGRESSD_READY listen=%s admin_listen=%s\n",
               bound_listen.ToString().c_str(), bound_admin.ToString().c_str());
@@ -204,11 +337,21 @@ int Run(int argc, char** argv) {
   std::fprintf(stderr, "egressd: %s received, shutting down\n",
                signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
 
+  // Every service name, "" and egress.v1.Fetcher alike.
   health->SetServingStatus(false);
-  health->SetServingStatus("egress.v1.Fetcher", false);
-  const absl::Time give_up = absl::Now() + absl::GetFlag(FLAGS_shutdown_grace);
-  // Stops accepting calls; waits for in-flight Fetches until give_up, then
-  // cancels what is left.
+  const absl::Duration grace = config->timeouts.shutdown_grace;
+  std::printf("EGRESSD_DRAINING grace=%s\n",
+              absl::FormatDuration(grace).c_str());
+  std::fflush(stdout);
+  const absl::Time give_up = absl::Now() + grace;
+  // Stops accepting calls and sends every connection a GOAWAY; waits for
+  // every call in flight and every connection to close until give_up, then
+  // cancels what is left. Measured with gRPC 1.51, two things besides
+  // Fetches keep it waiting after the last Fetch: an open health Watch
+  // stream, until give_up (the default health service ends Watches only when
+  // the server is destroyed); and an idle gRPC C++ client, up to 5 s (it
+  // reads the GOAWAY, answers the server's PING and closes only when its
+  // channel's backup poller next runs).
   fetch_server->Shutdown(absl::ToChronoTime(give_up));
   client.Shutdown(absl::ZeroDuration());
   fetch_service.Shutdown();

@@ -25,6 +25,7 @@ namespace egress::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::chrono::system_clock::time_point In(int seconds) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
@@ -259,6 +260,51 @@ TEST(EgressdStartupTest, BadFlagOrBusyPortIsAClearErrorAndNonZeroExit) {
                      std::istreambuf_iterator<char>());
     EXPECT_THAT(text, HasSubstr(c.expected)) << c.args[0];
   }
+}
+
+}  // namespace
+}  // namespace egress::testing
+
+namespace egress::testing {
+namespace {
+
+TEST(EgressPolicyTest, LoopbackIsDeniedByDefaultNamingTheRule) {
+  auto nginx = NginxServer::Start();
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  // No --allow_cidr: an explicit empty allow list overrides the default one.
+  auto egressd = EgressdProcess::Start(
+      {"--allow_cidr=", "--resolve=origin.test:127.0.0.2"});
+  ASSERT_TRUE(egressd.ok()) << egressd.status();
+  v1::FetchResponse response;
+  // egressd listens on 127.0.0.1 itself: its own address has its own rule.
+  grpc::Status status =
+      (*egressd)->Fetch(Get((*nginx)->Url("/hello.txt")), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("'self_address'"));
+  // Checked on the resolved address, not the name.
+  status = (*egressd)->Fetch(
+      Get(absl::StrCat("http://origin.test:", (*nginx)->port(), "/hello.txt")),
+      &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("origin.test"));
+  EXPECT_THAT(status.error_message(), HasSubstr("'loopback'"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("127.0.0.2")))
+      << "the resolved address is not disclosed";
+  EXPECT_EQ((*nginx)->AccessLog(), "") << "nothing was sent";
+}
+
+TEST(EgressPolicyTest, AllowCidrOpensLoopbackAndResolveMapsNames) {
+  auto nginx = NginxServer::Start();
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  auto egressd = EgressdProcess::Start({"--resolve=origin.test:127.0.0.1"});
+  ASSERT_TRUE(egressd.ok()) << egressd.status();
+  v1::FetchResponse response;
+  grpc::Status status = (*egressd)->Fetch(
+      Get(absl::StrCat("http://origin.test:", (*nginx)->port(), "/hello.txt")),
+      &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.status_code(), 200);
+  EXPECT_THAT((*nginx)->AccessLog(), HasSubstr("GET /hello.txt"));
 }
 
 }  // namespace

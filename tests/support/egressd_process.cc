@@ -1,5 +1,6 @@
 #include "tests/support/egressd_process.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/match.h"
@@ -10,9 +11,15 @@ namespace egress::testing {
 
 absl::StatusOr<std::unique_ptr<EgressdProcess>> EgressdProcess::Start(
     const std::vector<std::string>& flags) {
+  // The tests' origins are on loopback, which the egress policy denies by
+  // default.
   std::vector<std::string> argv = {RunfilePath("server/egressd"),
                                    "--listen=127.0.0.1:0",
                                    "--admin_listen=127.0.0.1:0"};
+  const bool own_allow = std::any_of(
+      flags.begin(), flags.end(),
+      [](const std::string& f) { return absl::StartsWith(f, "--allow_cidr"); });
+  if (!own_allow) argv.push_back("--allow_cidr=127.0.0.0/8");
   argv.insert(argv.end(), flags.begin(), flags.end());
   absl::StatusOr<Subprocess> process = Subprocess::Start(argv);
   if (!process.ok()) return process.status();

@@ -17,8 +17,10 @@ namespace egress::testing {
 
 class EgressdProcess {
  public:
-  // Starts egressd with --listen and --admin_listen on port 0 plus `flags`,
-  // and waits for its EGRESSD_READY line.
+  // Starts egressd with --listen and --admin_listen on port 0,
+  // --allow_cidr=127.0.0.0/8 (the test origins' loopback; left out when
+  // `flags` has its own --allow_cidr) plus `flags`, and waits for its
+  // EGRESSD_READY line.
   static absl::StatusOr<std::unique_ptr<EgressdProcess>> Start(
       const std::vector<std::string>& flags = {});
 

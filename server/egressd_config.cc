@@ -1,0 +1,384 @@
+#include "server/egressd_config.h"
+
+#include <climits>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "asio/ip/address.hpp"
+#include "client_core/connection/connector.h"
+#include "client_core/policy/egress_policy.h"
+#include "client_core/route/resolver.h"
+
+namespace egress {
+namespace {
+
+// A flag that ApplyFlags applied, kept to name it in a later error.
+struct Applied {
+  const char* flag;
+  const char* field;
+};
+
+absl::Status FlagError(const char* flag, const char* field,
+                       absl::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " (", field, "): ", problem));
+}
+
+// Applies the overrides one kind at a time; the first bad value is the error.
+// Each call writes one field and remembers which flag set it.
+class Applier {
+ public:
+  absl::Status Listen(const std::optional<std::string>& value,
+                      const char* flag, const char* field,
+                      ListenAddress* out) {
+    if (!value.has_value()) return absl::OkStatus();
+    absl::StatusOr<ListenAddress> address =
+        ParseListenAddress(absl::StrCat("--", flag), *value);
+    if (!address.ok()) return address.status();
+    *out = *std::move(address);
+    applied_.push_back({flag, field});
+    return absl::OkStatus();
+  }
+
+  // A count flag: >= 0, and no larger than `max` (the field's type).
+  template <typename T>
+  absl::Status Count(const std::optional<int64_t>& value, const char* flag,
+                     const char* field, T* out, int64_t max = INT64_MAX) {
+    if (!value.has_value()) return absl::OkStatus();
+    if (*value < 0) {
+      return FlagError(flag, field, absl::StrCat("must be >= 0, got ", *value));
+    }
+    if (*value > max) {
+      return FlagError(flag, field,
+                       absl::StrCat("must be <= ", max, ", got ", *value));
+    }
+    *out = static_cast<T>(*value);
+    applied_.push_back({flag, field});
+    return absl::OkStatus();
+  }
+
+  // Durations are range-checked by ValidateConfig, whose message ApplyFlags
+  // then attributes to the flag.
+  void Duration(const std::optional<absl::Duration>& value, const char* flag,
+                const char* field, absl::Duration* out) {
+    if (!value.has_value()) return;
+    *out = *value;
+    applied_.push_back({flag, field});
+  }
+
+  absl::Status Cidrs(const std::optional<std::vector<std::string>>& value,
+                     const char* flag, const char* field,
+                     std::vector<Cidr>* out) {
+    if (!value.has_value()) return absl::OkStatus();
+    std::vector<Cidr> cidrs;
+    for (const std::string& entry : *value) {
+      const absl::string_view text = absl::StripAsciiWhitespace(entry);
+      if (text.empty()) continue;  // "--allow_cidr=" or a trailing comma
+      absl::StatusOr<Cidr> cidr = ParseCidr(text);
+      if (!cidr.ok()) {
+        return FlagError(flag, field, cidr.status().message());
+      }
+      cidrs.push_back(*cidr);
+    }
+    *out = std::move(cidrs);
+    applied_.push_back({flag, field});
+    return absl::OkStatus();
+  }
+
+  void Bool(const std::optional<bool>& value, const char* flag,
+            const char* field, bool* out) {
+    if (!value.has_value()) return;
+    *out = *value;
+    applied_.push_back({flag, field});
+  }
+
+  // ValidateConfig's "field: problem", with the flag named when a flag set
+  // that field.
+  absl::Status Attribute(const absl::Status& status) const {
+    if (status.ok()) return status;
+    for (const Applied& a : applied_) {
+      absl::string_view message = status.message();
+      if (absl::ConsumePrefix(&message, absl::StrCat(a.field, ": "))) {
+        return FlagError(a.flag, a.field, message);
+      }
+    }
+    return status;
+  }
+
+ private:
+  std::vector<Applied> applied_;
+};
+
+// Why a field is refused by CheckImplemented; nullptr if it is not.
+const char* NotImplementedReason(absl::string_view path) {
+  if (absl::StartsWith(path, "tls.")) {
+    return "egressd does not speak TLS to origins yet";
+  }
+  if (absl::StartsWith(path, "proxy.")) {
+    return "egressd does not use proxies yet";
+  }
+  if (absl::StartsWith(path, "logging.")) {
+    return "egressd has no access log or log levels yet";
+  }
+  if (path == "limits.max_request_body_bytes") {
+    return "egressd does not enforce a request body limit of its own yet";
+  }
+  if (path == "egress.allow_hosts" || path == "egress.allow_domain_suffixes") {
+    // The file means "only these hosts"; EgressPolicyOptions' lists of the
+    // same names exempt hosts from the address rules and restrict nothing,
+    // so mapping one onto the other would widen egress, not narrow it.
+    return "the egress policy cannot yet restrict fetches to listed hosts";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
+                                         const FlagOverrides& f) {
+  Applier apply;
+  ListenersConfig& l = config.listeners;
+  PoolConfig& p = config.pool;
+  TimeoutsConfig& t = config.timeouts;
+  // A braced list is evaluated left to right; the first error wins.
+  for (const absl::Status& status : {
+           apply.Listen(f.listen, "listen", "listeners.listen", &l.listen),
+           apply.Listen(f.admin_listen, "admin_listen",
+                        "listeners.admin_listen", &l.admin_listen),
+           apply.Count(f.event_loops, "event_loops", "threads.event_loops",
+                       &config.threads.event_loops, INT_MAX),
+           apply.Count(f.completion_queues, "completion_queues",
+                       "threads.completion_queues",
+                       &config.threads.completion_queues, INT_MAX),
+           apply.Count(f.max_idle_connections, "max_idle_connections",
+                       "pool.max_idle_connections", &p.max_idle_connections),
+           apply.Count(f.max_idle_per_address, "max_idle_per_address",
+                       "pool.max_idle_per_address", &p.max_idle_per_address),
+           apply.Count(f.max_connections, "max_connections",
+                       "pool.max_connections", &p.max_connections),
+           apply.Count(f.max_connections_per_address,
+                       "max_connections_per_address",
+                       "pool.max_connections_per_address",
+                       &p.max_connections_per_address),
+           apply.Count(f.max_requests_in_flight, "max_requests_in_flight",
+                       "pool.max_requests_in_flight",
+                       &p.max_requests_in_flight),
+           apply.Count(f.max_requests_in_flight_per_address,
+                       "max_requests_in_flight_per_address",
+                       "pool.max_requests_in_flight_per_address",
+                       &p.max_requests_in_flight_per_address),
+           apply.Count(f.max_pending_per_address, "max_pending_per_address",
+                       "pool.max_pending_per_address",
+                       &p.max_pending_per_address),
+           apply.Count(f.max_response_body_bytes, "max_response_body_bytes",
+                       "limits.max_response_body_bytes",
+                       &config.limits.max_response_body_bytes),
+           apply.Cidrs(f.allow_cidr, "allow_cidr", "egress.allow_cidrs",
+                       &config.egress.allow_cidrs),
+           apply.Cidrs(f.deny_cidr, "deny_cidr", "egress.deny_cidrs",
+                       &config.egress.deny_cidrs),
+       }) {
+    if (!status.ok()) return status;
+  }
+  apply.Duration(f.keep_alive, "keep_alive", "pool.keep_alive", &p.keep_alive);
+  apply.Duration(f.health_check_after_idle, "health_check_after_idle",
+                 "pool.health_check_after_idle", &p.health_check_after_idle);
+  apply.Duration(f.max_connection_lifetime, "max_connection_lifetime",
+                 "pool.max_connection_lifetime", &p.max_connection_lifetime);
+  apply.Duration(f.pending_timeout, "pending_timeout", "pool.pending_timeout",
+                 &p.pending_timeout);
+  apply.Duration(f.leak_threshold, "leak_threshold", "pool.leak_threshold",
+                 &p.leak_threshold);
+  apply.Duration(f.connect_timeout, "connect_timeout", "timeouts.connect",
+                 &t.connect);
+  apply.Duration(f.default_call_timeout, "default_call_timeout",
+                 "timeouts.default_call", &t.default_call);
+  apply.Duration(f.shutdown_grace, "shutdown_grace", "timeouts.shutdown_grace",
+                 &t.shutdown_grace);
+  apply.Bool(f.egress_report_only, "egress_report_only", "egress.report_only",
+             &config.egress.report_only);
+  if (absl::Status s = apply.Attribute(ValidateConfig(config)); !s.ok()) {
+    return s;
+  }
+  return config;
+}
+
+absl::Status CheckImplemented(const EgressdConfig& config) {
+  std::vector<std::string> refused;
+  for (const std::string& path : ChangedFromDefaults(config)) {
+    if (const char* reason = NotImplementedReason(path)) {
+      refused.push_back(absl::StrCat(path, " (", reason, ")"));
+    }
+  }
+  if (refused.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      refused.size() == 1 ? "a field is" : "fields are",
+      " set that this build of egressd cannot act on; it refuses to start "
+      "rather than run without them: ",
+      absl::StrJoin(refused, "; "), ". Remove ",
+      refused.size() == 1 ? "it" : "them", " from the configuration."));
+}
+
+std::vector<std::string> EgressdWarnings(const EgressdConfig& config) {
+  std::vector<std::string> warnings = ConfigWarnings(config);
+  for (const std::string& path : ChangedFromDefaults(config)) {
+    if (path == "listeners.metrics_listen") {
+      warnings.push_back(absl::StrCat(
+          "listeners.metrics_listen (",
+          config.listeners.metrics_listen.ToString(),
+          ") is accepted but not served: this build of egressd has no "
+          "metrics endpoint yet"));
+    }
+  }
+  return warnings;
+}
+
+absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
+    const EgressdConfig& config, absl::string_view resolve) {
+  HttpClientOptions options;
+  // Fields are validated (ValidateConfig): every count is >= 0.
+  options.event_loops = static_cast<size_t>(config.threads.event_loops);
+  const PoolConfig& p = config.pool;
+  options.pool.max_idle_connections =
+      static_cast<size_t>(p.max_idle_connections);
+  options.pool.max_idle_per_address =
+      static_cast<size_t>(p.max_idle_per_address);
+  options.pool.keep_alive = p.keep_alive;
+  options.pool.health_check_after_idle = p.health_check_after_idle;
+  options.pool.max_connection_lifetime = p.max_connection_lifetime;
+  options.pool.max_connections = static_cast<size_t>(p.max_connections);
+  options.pool.max_connections_per_address =
+      static_cast<size_t>(p.max_connections_per_address);
+  options.pool.max_requests_in_flight =
+      static_cast<size_t>(p.max_requests_in_flight);
+  options.pool.max_requests_in_flight_per_address =
+      static_cast<size_t>(p.max_requests_in_flight_per_address);
+  options.pool.max_pending_per_address =
+      static_cast<size_t>(p.max_pending_per_address);
+  options.pool.pending_timeout = p.pending_timeout;
+  options.leak_threshold = p.leak_threshold;
+  options.connector.connect_timeout = config.timeouts.connect;
+  options.max_response_body_bytes = config.limits.max_response_body_bytes;
+
+  EgressPolicyOptions policy;
+  for (const Cidr& c : config.egress.allow_cidrs) {
+    policy.allow_cidrs.push_back(c.ToString());
+  }
+  for (const Cidr& c : config.egress.deny_cidrs) {
+    policy.deny_cidrs.push_back(c.ToString());
+  }
+  // egress.allow_hosts and allow_domain_suffixes are refused by
+  // CheckImplemented: they do not mean what the policy's lists mean.
+  policy.allowed_ports = config.egress.allowed_ports;
+  policy.report_only = config.egress.report_only;
+  // egressd's own listening addresses are never egress destinations. A host
+  // name ("localhost") is not an address and is left out.
+  for (const ListenAddress* a :
+       {&config.listeners.listen, &config.listeners.admin_listen}) {
+    std::string host = a->host;
+    if (host.size() > 2 && host.front() == '[') {
+      host = host.substr(1, host.size() - 2);
+    }
+    asio::error_code ec;
+    asio::ip::address ip = asio::ip::make_address(host, ec);
+    if (!ec) policy.self_addresses.push_back(ip);
+  }
+  absl::StatusOr<std::unique_ptr<EgressPolicy>> compiled =
+      EgressPolicy::Create(std::move(policy));
+  if (!compiled.ok()) {
+    // The policy names its list ("allow_cidrs[1]: ..."), which is the
+    // egress section's field of the same name.
+    return absl::InvalidArgumentError(
+        absl::StrCat("egress.", compiled.status().message()));
+  }
+  options.connector.policy =
+      std::shared_ptr<const EgressPolicy>(std::move(*compiled));
+
+  if (!resolve.empty()) {
+    std::vector<std::string> entries = absl::StrSplit(
+        resolve, absl::ByAnyChar("; "), absl::SkipWhitespace());
+    absl::StatusOr<StaticHostMap> hosts = ParseStaticHosts(entries);
+    if (!hosts.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--resolve: ", hosts.status().message()));
+    }
+    // Hosts not listed still go to DNS.
+    options.resolver = std::make_shared<StaticResolver>(*std::move(hosts),
+                                                        DefaultResolver());
+  }
+  return options;
+}
+
+std::vector<std::string> JoinRepeatedListFlags(
+    const std::vector<std::string>& args) {
+  const std::vector<std::string> names = {"allow_cidr", "deny_cidr"};
+  std::vector<std::string> out;
+  std::vector<std::string> joined(names.size());
+  std::vector<bool> given(names.size(), false);
+  bool after_terminator = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (i == 0 || after_terminator) {
+      out.emplace_back(arg);
+      continue;
+    }
+    if (arg == "--") after_terminator = true;
+    absl::string_view name = arg;
+    bool taken = false;
+    if (absl::ConsumePrefix(&name, "--") || absl::ConsumePrefix(&name, "-")) {
+      for (size_t f = 0; f < names.size(); ++f) {
+        absl::string_view value = name;
+        if (absl::ConsumePrefix(&value, names[f]) &&
+            absl::ConsumePrefix(&value, "=")) {
+          if (!value.empty()) {
+            absl::StrAppend(&joined[f], joined[f].empty() ? "" : ",", value);
+          }
+          given[f] = true;
+          taken = true;
+        }
+      }
+    }
+    if (!taken) out.emplace_back(arg);
+  }
+  // Before a "--" terminator, if any, so abseil still reads them as flags.
+  auto insert_at = out.end();
+  for (auto it = out.begin() + (out.empty() ? 0 : 1); it != out.end(); ++it) {
+    if (*it == "--") {
+      insert_at = it;
+      break;
+    }
+  }
+  std::vector<std::string> lists;
+  for (size_t f = 0; f < names.size(); ++f) {
+    if (given[f]) lists.push_back(absl::StrCat("--", names[f], "=", joined[f]));
+  }
+  out.insert(insert_at, lists.begin(), lists.end());
+  return out;
+}
+
+std::set<std::string> FlagNamesOnCommandLine(
+    const std::vector<std::string>& args) {
+  std::set<std::string> names;
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) {
+      continue;  // a value or a positional argument
+    }
+    const absl::string_view name = arg.substr(0, arg.find('='));
+    if (name.empty()) continue;
+    names.emplace(name);
+    absl::string_view positive = name;
+    if (absl::ConsumePrefix(&positive, "no") && !positive.empty()) {
+      names.emplace(positive);
+    }
+  }
+  return names;
+}
+
+}  // namespace egress
