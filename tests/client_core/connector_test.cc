@@ -34,23 +34,14 @@
 #include "client_core/route/resolver.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/run_task.h"
 
 namespace egress {
 namespace {
 
 using ::testing::HasSubstr;
 
-template <typename T>
-T RunTask(asio::io_context& io, asio::awaitable<T> task) {
-  std::optional<T> result;
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    if (e) std::rethrow_exception(e);
-    result.emplace(std::move(value));
-  });
-  io.restart();
-  io.run();
-  return std::move(*result);
-}
+using ::egress::testing::RunTask;
 
 // A file descriptor closed on destruction.
 class Fd {

@@ -25,6 +25,7 @@
 #include "client_core/route/timer_deadline.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/run_task.h"
 
 namespace egress {
 namespace {
@@ -36,18 +37,7 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 asio::ip::address Ip(const char* text) { return asio::ip::make_address(text); }
 
-// Runs `task` on `io` until `io` has no work left; returns its result.
-template <typename T>
-T RunTask(asio::io_context& io, asio::awaitable<T> task) {
-  std::optional<T> result;
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    if (e) std::rethrow_exception(e);
-    result.emplace(std::move(value));
-  });
-  io.restart();
-  io.run();
-  return std::move(*result);
-}
+using ::egress::testing::RunTask;
 
 absl::Time Later() { return absl::Now() + absl::Seconds(10); }
 

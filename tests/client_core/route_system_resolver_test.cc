@@ -28,6 +28,7 @@
 #include "client_core/route/system_resolver.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/run_task.h"
 
 namespace egress {
 namespace {
@@ -39,17 +40,7 @@ using ::testing::UnorderedElementsAre;
 
 asio::ip::address Ip(const char* text) { return asio::ip::make_address(text); }
 
-template <typename T>
-T RunTask(asio::io_context& io, asio::awaitable<T> task) {
-  std::optional<T> result;
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    if (e) std::rethrow_exception(e);
-    result.emplace(std::move(value));
-  });
-  io.restart();
-  io.run();
-  return std::move(*result);
-}
+using ::egress::testing::RunTask;
 
 // A UDP DNS server on 127.0.0.1 answering A and AAAA questions from a fixed
 // table (NXDOMAIN for other names), or never answering at all.
