@@ -1,6 +1,7 @@
 #include "client_core/connection/pool.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
@@ -56,6 +57,10 @@ ConnectionPool::ConnectionPool(const PoolOptions& options,
     : options_(options),
       cleanup_executor_(cleanup_executor),
       listener_(listener),
+      health_check_after_(ToSteady(options.health_check_after_idle)),
+      max_lifetime_(options.max_connection_lifetime > absl::ZeroDuration()
+                        ? ToSteady(options.max_connection_lifetime)
+                        : std::chrono::steady_clock::duration::zero()),
       cleanup_timer_(cleanup_executor) {}
 
 ConnectionPool::~ConnectionPool() = default;
@@ -94,14 +99,14 @@ void ConnectionPool::EndRequest(const Address& address) {
   MutexLock lock(&mu_);
   auto it = addresses_.find(address);
   if (it == addresses_.end()) return;
-  --it->second.requests_in_flight;
+  AddressState* state = it->get();
+  --state->requests_in_flight;
   --requests_in_flight_;
-  MaybeForget(&it->second);
+  MaybeForget(state);
 }
 
 Lease ConnectionPool::TryAcquireIdle(const Address& address) {
   const auto now = std::chrono::steady_clock::now();
-  const auto check_after = ToSteady(options_.health_check_after_idle);
   // Candidates are taken under the lock and probed outside it: the probe is
   // a syscall, and the lock is shared by every event loop.
   while (true) {
@@ -112,16 +117,19 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
       MutexLock lock(&mu_);
       if (shutdown_) return {};
       auto it = addresses_.find(address);
-      if (it == addresses_.end() || it->second.idle.empty()) return {};
-      entry = it->second.idle.back();
+      if (it == addresses_.end()) return {};
+      AddressState* state = it->get();
+      entry = state->idle_top;
+      if (entry == nullptr) return {};
       UnmarkIdle(entry);
       if (PastLifetime(*entry, now)) {
         Remove(entry, CloseReason::kMaxLifetime, &effects);
-        GrantFreedSlots(&it->second, &effects);
-        MaybeForget(&it->second);
+        GrantFreedSlots(state, &effects);
+        MaybeForget(state);
       } else {
-        check = now - entry->idle_since >= check_after;
+        check = now - entry->idle_since >= health_check_after_;
         entry->allocations = 1;
+        in_use_.emplace(entry->connection.get(), entry);
         ++in_use_count_;
         if (!check) return {entry->connection, entry->success_count > 0, {}};
       }
@@ -138,6 +146,7 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
     {
       MutexLock lock(&mu_);
       entry->allocations = 0;
+      in_use_.erase(entry->connection.get());
       --in_use_count_;
       AddressState* state = entry->address_state;
       Remove(entry,
@@ -181,6 +190,7 @@ asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
     waiter->enqueued = std::chrono::steady_clock::now();
     waiter->executor = executor;
     state.waiters.push_back(waiter);
+    ++state.queued_count;
     ++state.pending_count;
     ++pending_count_;
     addresses_with_waiters_.insert(&state);
@@ -256,7 +266,7 @@ bool ConnectionPool::AddConnected(std::shared_ptr<Connection> connection) {
     entry->allocations = 1;
     entry->created = std::chrono::steady_clock::now();
     entry->created_wall = absl::Now();
-    entry->last_used_wall = entry->created_wall;
+    in_use_.emplace(entry->connection.get(), entry.get());
     ++in_use_count_;
     ++connections_opened_;
     entries_.emplace(id, std::move(entry));
@@ -285,13 +295,21 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
   Effects effects;
   {
     MutexLock lock(&mu_);
-    auto it = entries_.find(connection->id());
-    if (it == entries_.end()) return;
-    Entry* entry = it->second.get();
+    // The in-use table answers for every allocated connection; the lookup
+    // by id keeps the old answer for anything else.
+    Entry* entry;
+    auto in_use = in_use_.find(connection.get());
+    if (in_use != in_use_.end()) {
+      entry = in_use->second;
+    } else {
+      auto it = entries_.find(connection->id());
+      if (it == entries_.end()) return;
+      entry = it->second.get();
+    }
     AddressState* state = entry->address_state;
     const auto now = std::chrono::steady_clock::now();
     entry->allocations = 0;
-    entry->last_used_wall = absl::Now();
+    entry->last_used = now;
     if (succeeded) {
       ++entry->success_count;
       ++state->requests_served;
@@ -313,12 +331,17 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
       Remove(entry, *close_reason, &effects);
       GrantFreedSlots(state, &effects);
       MaybeForget(state);
-    } else if (std::shared_ptr<Waiter> waiter = PopWaiter(state)) {
+    } else if (std::shared_ptr<Waiter> waiter =
+                   state->queued_count > 0 ? PopWaiter(state) : nullptr) {
       // Handed straight to a pending call: it stays in use.
       entry->allocations = 1;
+      if (in_use == in_use_.end()) {
+        in_use_.emplace(entry->connection.get(), entry);
+      }
       Lease lease{entry->connection, true, FromSteady(now - waiter->enqueued)};
       effects.grants.push_back({std::move(waiter), std::move(lease)});
     } else {
+      if (in_use != in_use_.end()) in_use_.erase(in_use);
       --in_use_count_;
       MarkIdle(entry, now);
       if (listener_ != nullptr) {
@@ -329,7 +352,7 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
       ScheduleCleanup();
     }
   }
-  Apply(std::move(effects));
+  if (!effects.empty()) Apply(std::move(effects));
 }
 
 size_t ConnectionPool::EvictIdle(const std::optional<Address>& address) {
@@ -339,9 +362,9 @@ size_t ConnectionPool::EvictIdle(const std::optional<Address>& address) {
     if (address.has_value()) {
       auto it = addresses_.find(*address);
       if (it != addresses_.end()) {
-        AddressState* state = &it->second;
-        while (!state->idle.empty()) {
-          Entry* entry = state->idle.front();
+        AddressState* state = it->get();
+        while (state->idle_bottom != nullptr) {
+          Entry* entry = state->idle_bottom;
           UnmarkIdle(entry);
           Remove(entry, CloseReason::kEvictRequest, &effects);
         }
@@ -350,8 +373,8 @@ size_t ConnectionPool::EvictIdle(const std::optional<Address>& address) {
       }
     } else {
       std::vector<AddressState*> touched;
-      while (!idle_lru_.empty()) {
-        Entry* entry = idle_lru_.front();
+      while (lru_oldest_ != nullptr) {
+        Entry* entry = lru_oldest_;
         touched.push_back(entry->address_state);
         UnmarkIdle(entry);
         Remove(entry, CloseReason::kEvictRequest, &effects);
@@ -381,8 +404,8 @@ size_t ConnectionPool::Drain() {
         ++marked;
       }
     }
-    while (!idle_lru_.empty()) {
-      Entry* entry = idle_lru_.front();
+    while (lru_oldest_ != nullptr) {
+      Entry* entry = lru_oldest_;
       touched.push_back(entry->address_state);
       UnmarkIdle(entry);
       Remove(entry, CloseReason::kDrain, &effects);
@@ -404,8 +427,8 @@ void ConnectionPool::Shutdown(bool close_in_use) {
   {
     MutexLock lock(&mu_);
     shutdown_ = true;
-    while (!idle_lru_.empty()) {
-      Entry* entry = idle_lru_.front();
+    while (lru_oldest_ != nullptr) {
+      Entry* entry = lru_oldest_;
       UnmarkIdle(entry);
       Remove(entry, CloseReason::kShutdown, &effects);
     }
@@ -419,6 +442,7 @@ void ConnectionPool::Shutdown(bool close_in_use) {
             {waiter, absl::CancelledError("egressd is shutting down")});
       }
       state->waiters.clear();
+      state->queued_count = 0;
     }
     addresses_with_waiters_.clear();
     if (close_in_use) {
@@ -451,7 +475,7 @@ PoolSnapshot ConnectionPool::Snapshot() const {
   PoolSnapshot snapshot;
   MutexLock lock(&mu_);
   snapshot.connection_count = static_cast<uint32_t>(entries_.size());
-  snapshot.idle_count = static_cast<uint32_t>(idle_lru_.size());
+  snapshot.idle_count = idle_count_;
   snapshot.in_use_count = in_use_count_;
   snapshot.connecting_count = connecting_count_;
   snapshot.pending_count = pending_count_;
@@ -462,15 +486,16 @@ PoolSnapshot ConnectionPool::Snapshot() const {
   snapshot.rejected_by_limit = rejected_by_limit_;
   snapshot.cleanup_wakeups = cleanup_wakeups_;
   snapshot.addresses.reserve(addresses_.size());
-  for (const auto& [address, state] : addresses_) {
+  for (const auto& state_ptr : addresses_) {
+    const AddressState& state = *state_ptr;
     if (state.connection_count == 0 && state.connecting_count == 0 &&
         state.pending_count == 0) {
       continue;  // only calls in flight before connecting: nothing to show
     }
     PoolSnapshot::AddressCounts counts;
-    counts.address = address;
+    counts.address = state.address;
     counts.connection_count = state.connection_count;
-    counts.idle_count = static_cast<uint32_t>(state.idle.size());
+    counts.idle_count = state.idle_count;
     counts.in_use_count = state.connection_count - counts.idle_count;
     counts.connecting_count = state.connecting_count;
     counts.pending_count = state.pending_count;
@@ -513,7 +538,9 @@ std::vector<ConnectionSnapshot> ConnectionPool::ListConnections(
     s.remote_address = e.connection->remote_address();
     s.local_port = e.connection->local_port();
     s.created = e.created_wall;
-    s.last_used = e.last_used_wall;
+    s.last_used = e.last_used == SteadyTime()
+                      ? e.created_wall
+                      : wall_now - FromSteady(steady_now - e.last_used);
     s.idle_since = e.idle ? wall_now - FromSteady(steady_now - e.idle_since)
                           : absl::InfinitePast();
     s.allocations = e.allocations;
@@ -526,10 +553,39 @@ std::vector<ConnectionSnapshot> ConnectionPool::ListConnections(
   return out;
 }
 
+size_t ConnectionPool::StateHash::operator()(const Address& a) const {
+  return absl::Hash<Address>{}(a);
+}
+
+bool ConnectionPool::AddressState::Matches(const Address& a) const {
+  if (a.port != port) return false;
+  if (!key_inline) return a == address;
+  return a.scheme.size() == scheme_size &&
+         a.scheme.size() + a.host.size() == key_size &&
+         std::memcmp(key, a.scheme.data(), scheme_size) == 0 &&
+         std::memcmp(key + scheme_size, a.host.data(), a.host.size()) == 0;
+}
+
 ConnectionPool::AddressState& ConnectionPool::StateFor(const Address& address) {
-  auto [it, inserted] = addresses_.try_emplace(address);
-  if (inserted) it->second.address = address;
-  return it->second;
+  const size_t hash = StateHash()(address);
+  auto it = addresses_.find(address, hash);
+  if (it != addresses_.end()) return **it;
+  auto state = std::make_unique<AddressState>();
+  state->hash = hash;
+  state->address = address;
+  state->port = address.port;
+  const size_t key_size = address.scheme.size() + address.host.size();
+  if (address.scheme.size() <= UINT8_MAX && key_size <= kInlineKeySize) {
+    state->key_inline = true;
+    state->scheme_size = static_cast<uint8_t>(address.scheme.size());
+    state->key_size = static_cast<uint32_t>(key_size);
+    std::memcpy(state->key, address.scheme.data(), address.scheme.size());
+    std::memcpy(state->key + address.scheme.size(), address.host.data(),
+                address.host.size());
+  }
+  AddressState& ref = *state;
+  addresses_.insert(std::move(state));
+  return ref;
 }
 
 void ConnectionPool::MaybeForget(AddressState* state) {
@@ -538,8 +594,7 @@ void ConnectionPool::MaybeForget(AddressState* state) {
   if (state->connection_count == 0 && state->connecting_count == 0 &&
       state->requests_in_flight == 0 && state->pending_count == 0) {
     addresses_with_waiters_.erase(state);
-    const Address key = state->address;
-    addresses_.erase(key);
+    addresses_.erase(state);  // destroys *state
   }
 }
 
@@ -556,6 +611,7 @@ std::shared_ptr<ConnectionPool::Waiter> ConnectionPool::PopWaiter(
   while (!state->waiters.empty()) {
     std::shared_ptr<Waiter> waiter = std::move(state->waiters.front());
     state->waiters.pop_front();
+    --state->queued_count;
     if (!waiter->pending) continue;  // timed out earlier
     waiter->pending = false;
     --state->pending_count;
@@ -595,22 +651,60 @@ void ConnectionPool::GrantFreedSlots(AddressState* state, Effects* effects) {
 }
 
 bool ConnectionPool::PastLifetime(const Entry& entry, SteadyTime now) const {
-  return options_.max_connection_lifetime > absl::ZeroDuration() &&
-         now - entry.created >= ToSteady(options_.max_connection_lifetime);
+  return max_lifetime_ != std::chrono::steady_clock::duration::zero() &&
+         now - entry.created >= max_lifetime_;
 }
 
 void ConnectionPool::MarkIdle(Entry* entry, SteadyTime now) {
   entry->idle = true;
   entry->idle_since = now;
-  entry->lru_position = idle_lru_.insert(idle_lru_.end(), entry);
+  // Newest in the pool-wide list.
+  entry->lru_prev = lru_newest_;
+  entry->lru_next = nullptr;
+  if (lru_newest_ != nullptr) {
+    lru_newest_->lru_next = entry;
+  } else {
+    lru_oldest_ = entry;
+  }
+  lru_newest_ = entry;
+  ++idle_count_;
+  // Top of the address's stack.
   AddressState* state = entry->address_state;
-  entry->address_position = state->idle.insert(state->idle.end(), entry);
+  Entry* below = state->idle_top;
+  entry->down = below;
+  if (below != nullptr) {
+    // Often already so (the same connection popped and pushed back): a read
+    // then keeps the line clean.
+    if (below->up != entry) below->up = entry;
+  } else {
+    state->idle_bottom = entry;
+  }
+  state->idle_top = entry;
+  ++state->idle_count;
 }
 
 void ConnectionPool::UnmarkIdle(Entry* entry) {
   entry->idle = false;
-  idle_lru_.erase(entry->lru_position);
-  entry->address_state->idle.erase(entry->address_position);
+  (entry->lru_prev != nullptr ? entry->lru_prev->lru_next : lru_oldest_) =
+      entry->lru_next;
+  (entry->lru_next != nullptr ? entry->lru_next->lru_prev : lru_newest_) =
+      entry->lru_prev;
+  --idle_count_;
+  AddressState* state = entry->address_state;
+  Entry* below = entry->down;
+  const bool top = state->idle_top == entry;
+  if (top) {
+    // `below`'s up link goes stale: the top's is never read.
+    state->idle_top = below;
+  } else {
+    entry->up->down = below;
+  }
+  if (below == nullptr) {
+    state->idle_bottom = top ? nullptr : entry->up;
+  } else if (!top) {
+    below->up = entry->up;
+  }
+  --state->idle_count;
 }
 
 void ConnectionPool::Remove(Entry* entry, CloseReason reason,
@@ -618,20 +712,25 @@ void ConnectionPool::Remove(Entry* entry, CloseReason reason,
   ++closed_by_reason_[ReasonIndex(reason)];
   effects->closing.push_back({entry->connection, reason});
   --entry->address_state->connection_count;
+  in_use_.erase(entry->connection.get());
   entries_.erase(entry->connection->id());
 }
 
 void ConnectionPool::EnforceIdleLimits(AddressState* state, Effects* effects) {
+  if (state->idle_count <= options_.max_idle_per_address &&
+      idle_count_ <= options_.max_idle_connections) {
+    return;  // nothing to close, so no slot to grant
+  }
   // Per address first: the surplus is that address's least recently used.
   std::vector<AddressState*> touched;
-  while (state->idle.size() > options_.max_idle_per_address) {
-    Entry* victim = state->idle.front();
+  while (state->idle_count > options_.max_idle_per_address) {
+    Entry* victim = state->idle_bottom;
     UnmarkIdle(victim);
     Remove(victim, CloseReason::kMaxIdle, effects);
   }
   touched.push_back(state);
-  while (idle_lru_.size() > options_.max_idle_connections) {
-    Entry* victim = idle_lru_.front();
+  while (idle_count_ > options_.max_idle_connections) {
+    Entry* victim = lru_oldest_;
     touched.push_back(victim->address_state);
     UnmarkIdle(victim);
     Remove(victim, CloseReason::kMaxIdle, effects);
@@ -646,7 +745,7 @@ void ConnectionPool::EnforceIdleLimits(AddressState* state, Effects* effects) {
 }
 
 void ConnectionPool::ScheduleCleanup() {
-  if (cleanup_scheduled_ || idle_lru_.empty() || shutdown_) return;
+  if (cleanup_scheduled_ || idle_count_ == 0 || shutdown_) return;
   cleanup_scheduled_ = true;
   asio::post(cleanup_executor_, [this] { RunCleanup(); });
 }
@@ -657,20 +756,20 @@ void ConnectionPool::RunCleanup() {
     MutexLock lock(&mu_);
     const auto now = std::chrono::steady_clock::now();
     const auto keep_alive = ToSteady(options_.keep_alive);
-    while (!idle_lru_.empty() &&
-           now - idle_lru_.front()->idle_since >= keep_alive) {
-      Entry* entry = idle_lru_.front();
+    while (lru_oldest_ != nullptr &&
+           now - lru_oldest_->idle_since >= keep_alive) {
+      Entry* entry = lru_oldest_;
       AddressState* state = entry->address_state;
       UnmarkIdle(entry);
       Remove(entry, CloseReason::kIdleTimeout, &effects);
       GrantFreedSlots(state, &effects);
       MaybeForget(state);
     }
-    if (idle_lru_.empty() || shutdown_) {
+    if (lru_oldest_ == nullptr || shutdown_) {
       // Nothing can expire: the timer stays unarmed until something idles.
       cleanup_scheduled_ = false;
     } else {
-      cleanup_timer_.expires_at(idle_lru_.front()->idle_since + keep_alive);
+      cleanup_timer_.expires_at(lru_oldest_->idle_since + keep_alive);
       cleanup_timer_.async_wait([this](const asio::error_code& ec) {
         if (ec) {
           MutexLock lock(&mu_);

@@ -31,8 +31,13 @@
 // Every rejection is RESOURCE_EXHAUSTED naming the limit, and is counted.
 //
 // Cost: acquire and release are O(1) expected time in the number of pooled
-// connections and addresses (hash lookups, list splices). Granting a waiter
-// after a global slot frees looks only at addresses that have waiters.
+// connections and addresses: one hash lookup each (acquire by Address,
+// release in the small table of in-use connections) and intrusive list links
+// stored in the connection's record, no allocation. With many addresses the
+// cost is cache misses, not instructions, so the records are laid out for
+// them: an address's key bytes and hot counters share its record's first
+// lines. Granting a waiter after a global slot frees looks only at addresses
+// that have waiters.
 //
 // Eviction: a timer on one event loop, armed for the next expiry only (the
 // least recently idle connection's idle_since + keep_alive); it is not armed
@@ -60,7 +65,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "asio/any_io_executor.hpp"
@@ -247,37 +251,99 @@ class ConnectionPool {
   struct AddressState;
   struct Waiter;
 
-  // The pool's record of one connection.
+  // The pool's record of one connection. Fields an acquire + release pair
+  // touches come first.
   struct Entry {
     std::shared_ptr<Connection> connection;
     AddressState* address_state = nullptr;
     int allocations = 0;
-    uint64_t success_count = 0;
-    SteadyTime created;
-    absl::Time created_wall;
-    absl::Time last_used_wall;
-    SteadyTime idle_since;
+    bool idle = false;
     // Set once; the connection finishes what it carries and closes.
     std::optional<CloseReason> no_new_exchanges;
-    bool idle = false;
-    // Valid while idle: positions in idle_lru_ and address_state->idle.
-    std::list<Entry*>::iterator lru_position;
-    std::list<Entry*>::iterator address_position;
+    uint64_t success_count = 0;
+    SteadyTime idle_since;
+    // Valid while idle. The address's idle stack: `down` is the next less
+    // recently used; `up` the next more recently used, valid unless this is
+    // the stack's top (popping the top does not write to the entry below).
+    Entry* down = nullptr;
+    Entry* up = nullptr;
+    // Valid while idle: the pool-wide idle list, least recently idle first.
+    Entry* lru_prev = nullptr;
+    Entry* lru_next = nullptr;
+    SteadyTime created;
+    absl::Time created_wall;
+    // Last allocation released; the epoch while never released.
+    SteadyTime last_used;
   };
 
-  struct AddressState {
-    Address address;
-    // Idle entries, most recently used at the back.
-    std::list<Entry*> idle;
+  // Bytes of scheme + host kept in the AddressState itself, so that the
+  // lookup compares the key without touching another heap block.
+  static constexpr size_t kInlineKeySize = 76;
+
+  // One address's record. The first two cache lines hold what an acquire +
+  // release pair touches: the idle stack, the counters and the key.
+  struct alignas(64) AddressState {
+    // Idle entries as a stack: the most recently used on top.
+    Entry* idle_top = nullptr;
+    Entry* idle_bottom = nullptr;
+    uint32_t idle_count = 0;
     uint32_t connection_count = 0;
     uint32_t connecting_count = 0;
     uint32_t requests_in_flight = 0;
+    // Live pending calls in `waiters`.
+    uint32_t pending_count = 0;
+    // waiters.size(), live or not.
+    uint32_t queued_count = 0;
     uint64_t requests_served = 0;
+    // The key: port, then scheme and host bytes back to back (when they fit
+    // in `key`; otherwise `address` is compared).
+    uint16_t port = 0;
+    bool key_inline = false;
+    uint8_t scheme_size = 0;
+    uint32_t key_size = 0;
+    char key[kInlineKeySize];
+    // Cold.
+    size_t hash = 0;
+    Address address;
     // Pending calls in arrival order; entries no longer pending (timed out)
     // are skipped when popped. `pending_count` counts the live ones.
     // (A list: a deque would allocate its first block for every address.)
     std::list<std::shared_ptr<Waiter>> waiters;
-    uint32_t pending_count = 0;
+
+    bool Matches(const Address& a) const;
+  };
+
+  // addresses_ is a set of AddressState records looked up by Address.
+  struct StateHash {
+    using is_transparent = void;
+    size_t operator()(const Address& a) const;
+    size_t operator()(const std::unique_ptr<AddressState>& s) const {
+      return s->hash;
+    }
+    size_t operator()(const AddressState* s) const { return s->hash; }
+  };
+  struct StateEq {
+    using is_transparent = void;
+    bool operator()(const std::unique_ptr<AddressState>& a,
+                    const std::unique_ptr<AddressState>& b) const {
+      return a == b;
+    }
+    bool operator()(const std::unique_ptr<AddressState>& s,
+                    const Address& a) const {
+      return s->Matches(a);
+    }
+    bool operator()(const Address& a,
+                    const std::unique_ptr<AddressState>& s) const {
+      return s->Matches(a);
+    }
+    bool operator()(const std::unique_ptr<AddressState>& s,
+                    const AddressState* p) const {
+      return s.get() == p;
+    }
+    bool operator()(const AddressState* p,
+                    const std::unique_ptr<AddressState>& s) const {
+      return s.get() == p;
+    }
   };
 
   // A connection leaving the pool, closed after the lock is dropped.
@@ -297,6 +363,9 @@ class ConnectionPool {
     std::vector<Closing> closing;
     std::vector<Grant> grants;
     std::optional<std::pair<uint64_t, Address>> went_idle;
+    bool empty() const {
+      return closing.empty() && grants.empty() && !went_idle.has_value();
+    }
   };
 
   AddressState& StateFor(const Address& address)
@@ -334,17 +403,29 @@ class ConnectionPool {
   asio::any_io_executor cleanup_executor_;
   PoolListener* const listener_;
   std::atomic<uint64_t> next_connection_id_{1};
+  // Steady-clock forms of options_' durations, converted once.
+  const std::chrono::steady_clock::duration health_check_after_;
+  const std::chrono::steady_clock::duration max_lifetime_;  // 0: none
 
   mutable Mutex mu_;
+  // Every open connection, by id.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Entry>> entries_
       ABSL_GUARDED_BY(mu_);
-  // Pointer-stable: entries and waiters point at their AddressState.
-  absl::node_hash_map<Address, AddressState> addresses_ ABSL_GUARDED_BY(mu_);
+  // The entries allocated to calls, by connection: Release's lookup, in a
+  // table as small as the number of calls in progress (so it stays cached).
+  absl::flat_hash_map<const Connection*, Entry*> in_use_ ABSL_GUARDED_BY(mu_);
+  // Owns the AddressStates; pointer-stable: entries and waiters point at
+  // their AddressState.
+  absl::flat_hash_set<std::unique_ptr<AddressState>, StateHash, StateEq>
+      addresses_ ABSL_GUARDED_BY(mu_);
   // Addresses with pending calls, for granting a freed global slot.
   absl::flat_hash_set<AddressState*> addresses_with_waiters_
       ABSL_GUARDED_BY(mu_);
-  // All idle entries, least recently idle at the front.
-  std::list<Entry*> idle_lru_ ABSL_GUARDED_BY(mu_);
+  // All idle entries (linked through Entry::lru_prev/lru_next), least
+  // recently idle first.
+  Entry* lru_oldest_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Entry* lru_newest_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint32_t idle_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t in_use_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t connecting_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t pending_count_ ABSL_GUARDED_BY(mu_) = 0;
