@@ -15,52 +15,73 @@
 namespace egress {
 
 // One Fetch RPC, from waiting for a request to the finished response. Owns
-// itself: deleted when its last completion-queue event arrives.
+// itself: deleted once the response is finished and gRPC reported the call
+// done (both always happen once the call started). If the caller cancels
+// (or its deadline passes in gRPC), the HTTP exchange is aborted at once.
+//
+// Every event of the call arrives on its queue's thread; only the
+// HttpClient callback (which starts the Finish) runs on an event loop.
 class FetchService::UnaryCall : public FetchService::Tag {
  public:
   UnaryCall(FetchService* owner, grpc::ServerCompletionQueue* cq)
       : owner_(owner), cq_(cq), responder_(&context_) {
+    context_.AsyncNotifyWhenDone(&done_tag_);
     owner_->service_.RequestFetch(&context_, &request_, &responder_, cq_, cq_,
                                   this);
   }
 
-  // Called on the queue's thread for this call's events.
+  // The request arrived (or the queue is shutting down).
   void Proceed(bool ok) override {
-    if (state_ == State::kWaiting) {
-      if (!ok) {  // the queue is shutting down
-        delete this;
-        return;
-      }
-      // Keep one request slot open on this queue.
-      new UnaryCall(owner_, cq_);
-      Start();
+    if (!ok) {
+      delete this;  // never started: no done event will come
       return;
     }
-    delete this;  // kFinishing: the response was sent (or the call died)
+    // Keep one request slot open on this queue.
+    new UnaryCall(owner_, cq_);
+    Start();
   }
 
  private:
-  enum class State { kWaiting, kFinishing };
+  // A queue event for the Finish or the call's end.
+  class OpTag : public Tag {
+   public:
+    OpTag(UnaryCall* call, bool done) : call_(call), done_(done) {}
+    void Proceed(bool /*ok*/) override { call_->OnEvent(done_); }
+
+   private:
+    UnaryCall* const call_;
+    const bool done_;
+  };
 
   void Start() {
-    state_ = State::kFinishing;
     absl::StatusOr<Request> request = owner_->MakeRequest(context_, request_);
     if (!request.ok()) {
-      responder_.FinishWithError(ToGrpcStatus(request.status()), this);
+      responder_.FinishWithError(ToGrpcStatus(request.status()), &finish_tag_);
       return;
     }
     const uint64_t call_id = request->call_id;
-    owner_->client_->Execute(
+    abort_ = owner_->client_->Execute(
         *std::move(request),
         [this, call_id](absl::StatusOr<Response> result) {
           if (!result.ok()) {
-            responder_.FinishWithError(ToGrpcStatus(result.status()), this);
+            responder_.FinishWithError(ToGrpcStatus(result.status()),
+                                       &finish_tag_);
             return;
           }
           ToFetchResponse(*std::move(result), &response_);
           response_.set_call_id(call_id);
-          responder_.Finish(response_, grpc::Status::OK, this);
+          responder_.Finish(response_, grpc::Status::OK, &finish_tag_);
         });
+  }
+
+  void OnEvent(bool done) {
+    if (done) {
+      done_ = true;
+      if (context_.IsCancelled() && abort_ != nullptr) abort_->Abort();
+    } else {
+      finished_ = true;
+    }
+    if (done_ && finished_) delete this;
   }
 
   FetchService* const owner_;
@@ -69,7 +90,11 @@ class FetchService::UnaryCall : public FetchService::Tag {
   v1::FetchRequest request_;
   v1::FetchResponse response_;
   grpc::ServerAsyncResponseWriter<v1::FetchResponse> responder_;
-  State state_ = State::kWaiting;
+  OpTag finish_tag_{this, /*done=*/false};
+  OpTag done_tag_{this, /*done=*/true};
+  std::shared_ptr<CallAbort> abort_;
+  bool finished_ = false;
+  bool done_ = false;
 };
 
 // One FetchStream RPC. Owns itself; deleted once the response is finished

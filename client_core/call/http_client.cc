@@ -45,14 +45,17 @@ HttpClient::~HttpClient() {
   loops_.Stop();
 }
 
-void HttpClient::Execute(Request request, Callback done) {
-  Start(std::move(request), nullptr, std::move(done));
+std::shared_ptr<CallAbort> HttpClient::Execute(Request request,
+                                               Callback done) {
+  auto abort = std::make_shared<CallAbort>();
+  Start(std::move(request), nullptr, abort, std::move(done));
+  return abort;
 }
 
 std::shared_ptr<StreamCall> HttpClient::Stream(
     Request request, std::shared_ptr<StreamConsumer> consumer) {
   std::shared_ptr<StreamCall> call(new StreamCall(consumer));
-  Start(std::move(request), call,
+  Start(std::move(request), call, call->abort_,
         [consumer](absl::StatusOr<Response> result) {
           consumer->OnDone(std::move(result));
         });
@@ -60,7 +63,7 @@ std::shared_ptr<StreamCall> HttpClient::Stream(
 }
 
 void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
-                       Callback done) {
+                       std::shared_ptr<CallAbort> abort, Callback done) {
   if (absl::Status valid = ValidateRequest(request); !valid.ok()) {
     std::move(done)(std::move(valid));
     return;
@@ -88,7 +91,8 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
       idle.connection ? idle.connection->executor() : loops_.Next();
   asio::co_spawn(
       executor,
-      Run(std::move(request), std::move(idle), started, std::move(stream)),
+      Run(std::move(request), std::move(idle), started, std::move(stream),
+          std::move(abort)),
       [this, address, done = std::move(done)](
           std::exception_ptr error, absl::StatusOr<Response> result) mutable {
         if (error) {
@@ -219,7 +223,10 @@ void StreamCall::Cancel() {
     cancelled_ = true;
     wait = wait_number_;
   }
+  // A wait for the consumer ends (and a short rest is drained); socket I/O
+  // in progress (a slow origin) is aborted.
   Resume(wait, false);
+  abort_->Abort();
 }
 
 void StreamCall::Resume(uint64_t wait, bool proceed) {
@@ -239,7 +246,7 @@ void StreamCall::Resume(uint64_t wait, bool proceed) {
 
 asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
     std::shared_ptr<Connection> connection, const Request& request,
-    ExchangeSink* sink) {
+    ExchangeSink* sink, CallAbort* abort) {
   // Results and callables are named locals, never temporaries inside a
   // co_await expression: g++ 12 destroys such temporaries twice (seen here as
   // a connection freed while pooled).
@@ -247,16 +254,16 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
   if (connection->executor() == here) {
     ExchangeResult result = co_await connection->Exchange(
         request, options_.http1, options_.max_response_body_bytes,
-        request.deadline, sink);
+        request.deadline, sink, abort);
     co_return result;
   }
   // A connection handed over from another loop: its I/O runs on its own
   // loop, and this call resumes here when it is done.
-  auto exchange = [this, connection, &request,
-                   sink]() -> asio::awaitable<ExchangeResult> {
+  auto exchange = [this, connection, &request, sink,
+                   abort]() -> asio::awaitable<ExchangeResult> {
     ExchangeResult result = co_await connection->Exchange(
         request, options_.http1, options_.max_response_body_bytes,
-        request.deadline, sink);
+        request.deadline, sink, abort);
     co_return result;
   };
   ExchangeResult result = co_await asio::co_spawn(connection->executor(),
@@ -266,11 +273,15 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
 
 asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
     Request request, Lease idle, absl::Time started,
-    std::shared_ptr<StreamCall> stream) {
+    std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort) {
   const Address address = Address::FromUrl(request.url);
   CallTiming timing;
   for (int attempt = 0;; ++attempt) {
     Lease lease;
+    if (abort->aborted()) {
+      if (idle.connection) pool_->Release(idle.connection, false, std::nullopt);
+      co_return absl::CancelledError("the call was cancelled");
+    }
     if (attempt == 0 && idle.connection) {
       lease = std::move(idle);
     } else {
@@ -307,8 +318,8 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
       }
       sink.emplace(this, stream, request, *connection, lease.reused, started);
     }
-    ExchangeResult result =
-        co_await ExchangeOn(connection, request, sink ? &*sink : nullptr);
+    ExchangeResult result = co_await ExchangeOn(
+        connection, request, sink ? &*sink : nullptr, abort.get());
     pool_->Release(connection, result.completed, result.close_reason);
 
     if (!result.response.ok()) {

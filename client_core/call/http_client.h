@@ -38,6 +38,7 @@
 #include "client_core/connection/pool_options.h"
 #include "client_core/http/request.h"
 #include "client_core/http1/limits.h"
+#include "client_core/net/call_abort.h"
 #include "client_core/net/event_loops.h"
 
 namespace egress {
@@ -69,6 +70,8 @@ struct HttpClientOptions {
 class StreamCall : public std::enable_shared_from_this<StreamCall> {
  public:
   void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+  // Aborts the call's socket I/O; Cancel() uses it.
+  const std::shared_ptr<CallAbort>& abort() const { return abort_; }
 
  private:
   friend class HttpClient;
@@ -82,6 +85,7 @@ class StreamCall : public std::enable_shared_from_this<StreamCall> {
   void Resume(uint64_t wait, bool proceed) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::shared_ptr<StreamConsumer> consumer_;
+  const std::shared_ptr<CallAbort> abort_ = std::make_shared<CallAbort>();
   mutable Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t wait_number_ ABSL_GUARDED_BY(mu_) = 0;
@@ -111,7 +115,11 @@ class HttpClient {
   // kUnavailable (DNS, connect, connection failure, malformed response),
   // kDeadlineExceeded (request.deadline), kResourceExhausted (limits),
   // kCancelled (client shutting down).
-  void Execute(Request request, Callback done);
+  //
+  // The returned CallAbort cancels the call from any thread: pending socket
+  // I/O ends at once and `done` gets kCancelled (a connection mid-exchange
+  // is closed, one not yet written to stays pooled).
+  std::shared_ptr<CallAbort> Execute(Request request, Callback done);
 
   // Runs `request` and streams the response to `consumer` with flow control
   // (stream_consumer.h); errors as for Execute, reported through OnDone.
@@ -136,14 +144,14 @@ class HttpClient {
   // Admits the call (in-flight limits), takes the idle fast path, and spawns
   // Run; `done` gets the result. `stream` is null for a unary call.
   void Start(Request request, std::shared_ptr<StreamCall> stream,
-             Callback done);
+             std::shared_ptr<CallAbort> abort, Callback done);
   asio::awaitable<absl::StatusOr<Response>> Run(
       Request request, Lease idle, absl::Time started,
-      std::shared_ptr<StreamCall> stream);
+      std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort);
   // Runs the exchange on the connection's own event loop.
   asio::awaitable<ExchangeResult> ExchangeOn(
       std::shared_ptr<Connection> connection, const Request& request,
-      ExchangeSink* sink);
+      ExchangeSink* sink, CallAbort* abort);
   void CallEnded();
 
   const HttpClientOptions options_;

@@ -74,7 +74,8 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
                                                      const Http1Limits& limits,
                                                      uint64_t max_body_bytes,
                                                      absl::Time deadline,
-                                                     ExchangeSink* sink) {
+                                                     ExchangeSink* sink,
+                                                     CallAbort* abort) {
   ExchangeResult result;
   bool head_delivered = false;
   const bool is_head = request.method == "HEAD";
@@ -82,14 +83,19 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
   parser_->Reset(is_head);
   auto release_parser = absl::MakeCleanup([this] { parser_.reset(); });
 
-  SocketDeadline guard(socket_, deadline);
+  SocketDeadline guard(socket_, deadline, abort);
   auto fail = [&](const asio::error_code& ec, absl::string_view during) {
     ExchangeResult r;
     r.request_written = result.request_written;
     r.request_written_at = result.request_written_at;
     r.first_byte_at = result.first_byte_at;
     r.nothing_received = parser_->nothing_received();
-    if (guard.expired()) {
+    if (guard.aborted()) {
+      r.response = absl::CancelledError(absl::StrCat(
+          "the call was cancelled while ", during, " ",
+          request.url.Redacted()));
+      r.close_reason = CloseReason::kCallAborted;
+    } else if (guard.expired()) {
       r.response = absl::DeadlineExceededError(
           absl::StrCat("deadline exceeded while ", during, " ",
                        request.url.Redacted()));
@@ -104,6 +110,12 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
     return r;
   };
 
+  if (guard.aborted()) {
+    // Cancelled before anything was written: the connection is untouched.
+    ExchangeResult r;
+    r.response = absl::CancelledError("the call was cancelled");
+    co_return r;
+  }
   const std::string head = SerializeRequestHead(request);
   std::array<asio::const_buffer, 2> out = {asio::buffer(head),
                                            asio::buffer(request.body)};
@@ -115,6 +127,10 @@ asio::awaitable<ExchangeResult> Connection::Exchange(const Request& request,
   std::unique_ptr<char[]> buffer(new char[kReadChunk]);
   std::string body;
   while (!parser_->message_complete()) {
+    // An abort that arrived between two reads cancelled nothing pending.
+    if (guard.aborted()) {
+      co_return fail(asio::error::operation_aborted, "reading the response from");
+    }
     auto [rec, n] = co_await socket_.async_read_some(
         asio::buffer(buffer.get(), kReadChunk), kNoThrow);
     if (rec == asio::error::eof) {

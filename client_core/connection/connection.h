@@ -30,6 +30,7 @@
 #include "client_core/http/request.h"
 #include "client_core/http1/limits.h"
 #include "client_core/http1/response_parser.h"
+#include "client_core/net/call_abort.h"
 
 namespace egress {
 
@@ -89,11 +90,16 @@ class Connection {
   // abandons the response, at most kMaxDrainBytes of the rest are read and
   // discarded so the connection can be reused; a longer rest closes it
   // (call_aborted). The result is then kCancelled.
+  //
+  // With an `abort`, CallAbort::Abort() ends the exchange promptly with
+  // kCancelled: before anything was written the connection is untouched;
+  // mid-exchange it is closed (call_aborted).
   asio::awaitable<ExchangeResult> Exchange(const Request& request,
                                            const Http1Limits& limits,
                                            uint64_t max_body_bytes,
                                            absl::Time deadline,
-                                           ExchangeSink* sink = nullptr);
+                                           ExchangeSink* sink = nullptr,
+                                           CallAbort* abort = nullptr);
 
   // How much of an abandoned response is read to keep the connection, and
   // for how long at most. Past either, closing is cheaper than draining.

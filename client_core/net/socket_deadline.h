@@ -13,16 +13,37 @@
 
 #include "absl/time/time.h"
 #include "asio/ip/tcp.hpp"
+#include "asio/post.hpp"
 #include "asio/steady_timer.hpp"
+#include "client_core/net/call_abort.h"
 
 namespace egress {
 
 class SocketDeadline {
  public:
-  // No timer at all for absl::InfiniteFuture().
-  SocketDeadline(asio::ip::tcp::socket& socket, absl::Time deadline)
-      : state_(std::make_shared<State>()) {
+  // No timer at all for absl::InfiniteFuture(). With an `abort`, its Abort()
+  // cancels the pending operations too (aborted() then says so); if it was
+  // aborted already, aborted() is true from the start and the caller must
+  // not start any operation.
+  SocketDeadline(asio::ip::tcp::socket& socket, absl::Time deadline,
+                 CallAbort* abort = nullptr)
+      : state_(std::make_shared<State>()), abort_(abort) {
     state_->socket = &socket;
+    if (abort_ != nullptr) {
+      // Posted to the socket's loop: the socket is touched only there.
+      const bool registered = abort_->Register(
+          [executor = socket.get_executor(),
+           weak = std::weak_ptr<State>(state_)]() {
+            asio::post(executor, [weak] {
+              std::shared_ptr<State> state = weak.lock();
+              if (state == nullptr || state->socket == nullptr) return;
+              state->aborted = true;
+              asio::error_code ignored;
+              state->socket->cancel(ignored);
+            });
+          });
+      if (!registered) state_->aborted = true;
+    }
     if (deadline == absl::InfiniteFuture()) return;
     timer_.emplace(socket.get_executor());
     absl::Duration left = deadline - absl::Now();
@@ -41,6 +62,7 @@ class SocketDeadline {
   ~SocketDeadline() {
     state_->socket = nullptr;
     if (timer_) timer_->cancel();
+    if (abort_ != nullptr) abort_->Unregister();
   }
 
   SocketDeadline(const SocketDeadline&) = delete;
@@ -48,13 +70,18 @@ class SocketDeadline {
 
   // The deadline passed and pending operations were cancelled.
   bool expired() const { return state_->expired; }
+  // The call was aborted (CallAbort::Abort) and pending operations were
+  // cancelled, or it was aborted before this guard existed.
+  bool aborted() const { return state_->aborted; }
 
  private:
   struct State {
     asio::ip::tcp::socket* socket = nullptr;
     bool expired = false;
+    bool aborted = false;
   };
   std::shared_ptr<State> state_;
+  CallAbort* const abort_;
   std::optional<asio::steady_timer> timer_;
 };
 

@@ -383,3 +383,70 @@ TEST(HttpClientReuseTest, Http10ResponseWithKeepAliveIsReused) {
 
 }  // namespace
 }  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(HttpClientAbortTest, AbortEndsAnExchangeInFlightAndClosesItsConnection) {
+  Notification release;
+  ScriptedOrigin origin([&](int, const std::string&) {
+    release.WaitForNotification();  // holds the reply until the test ends
+    return ScriptedOrigin::Reply{ScriptedOrigin::Ok("late"), false};
+  });
+  {
+    HttpClient client(TwoLoops());
+    Request request;
+    request.method = "GET";
+    request.url = *ParseUrl(origin.Url("/held"));
+    request.deadline = absl::Now() + absl::Seconds(30);
+    Notification done;
+    absl::StatusOr<Response> result;
+    std::shared_ptr<CallAbort> abort =
+        client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
+          result = std::move(r);
+          done.Notify();
+        });
+    origin.AwaitRequests(1);
+    abort->Abort();
+    done.WaitForNotification();
+    EXPECT_TRUE(absl::IsCancelled(result.status())) << result.status();
+    PoolSnapshot s = client.pool().Snapshot();
+    EXPECT_EQ(s.connection_count, 0u);
+    EXPECT_EQ(Closed(s, CloseReason::kCallAborted), 1u);
+    EXPECT_EQ(s.requests_in_flight, 0u);
+  }
+  release.Notify();
+}
+
+TEST(HttpClientAbortTest, AbortBeforeTheExchangeLeavesThePooledConnection) {
+  ScriptedOrigin origin([](int, const std::string&) {
+    return ScriptedOrigin::Reply{ScriptedOrigin::Ok("x"), false};
+  });
+  HttpClient client(TwoLoops());
+  ASSERT_TRUE(Call(client, "GET", origin.Url("/")).ok());
+  // The abort may win or lose the race with the exchange; either way the
+  // pool stays consistent and a pooled connection is never lost to it
+  // unless it was mid-exchange.
+  Request request;
+  request.method = "GET";
+  request.url = *ParseUrl(origin.Url("/"));
+  request.deadline = absl::Now() + absl::Seconds(10);
+  Notification done;
+  absl::StatusOr<Response> result;
+  auto abort = client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  abort->Abort();
+  done.WaitForNotification();
+  PoolSnapshot s = client.pool().Snapshot();
+  EXPECT_EQ(s.in_use_count, 0u);
+  EXPECT_EQ(s.requests_in_flight, 0u);
+  if (absl::IsCancelled(result.status()) &&
+      Closed(s, CloseReason::kCallAborted) == 0) {
+    EXPECT_EQ(s.idle_count, 1u) << "aborted before writing: still pooled";
+  }
+}
+
+}  // namespace
+}  // namespace egress

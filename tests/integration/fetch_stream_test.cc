@@ -5,14 +5,17 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client_core/base/sync.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/support/egressd_process.h"
 #include "tests/support/nginx.h"
+#include "tests/support/scripted_origin.h"
 
 namespace egress::testing {
 namespace {
@@ -198,6 +201,49 @@ TEST_F(FetchStreamTest, BadInputAndUnaryLimitPointToTheRightPlace) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(), HasSubstr("max_response_body_bytes"));
   EXPECT_THAT(status.error_message(), HasSubstr("FetchStream"));
+}
+
+}  // namespace
+}  // namespace egress::testing
+
+namespace egress::testing {
+namespace {
+
+TEST(FetchCancelTest, CancellingAUnaryFetchAbortsItsExchange) {
+  Notification release;
+  ScriptedOrigin origin([&](int, const std::string&) {
+    release.WaitForNotification();
+    return ScriptedOrigin::Reply{ScriptedOrigin::Ok("late"), false};
+  });
+  auto egressd = EgressdProcess::Start();
+  ASSERT_TRUE(egressd.ok()) << egressd.status();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  v1::FetchResponse response;
+  grpc::Status status;
+  std::thread caller([&] {
+    status = (*egressd)->fetcher().Fetch(&context, Get(origin.Url("/held")),
+                                         &response);
+  });
+  origin.AwaitRequests(1);
+  context.TryCancel();
+  caller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  // egressd learns of the cancel asynchronously; no event reaches the test.
+  v1::PoolStats stats;
+  for (int i = 0; i < 200; ++i) {
+    absl::StatusOr<v1::PoolStats> s = (*egressd)->PoolStats();
+    ASSERT_TRUE(s.ok());
+    stats = *s;
+    if (stats.closed_by_reason().at("call_aborted") == 1) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(stats.closed_by_reason().at("call_aborted"), 1u)
+      << "the held exchange was aborted, not left to its 30 s deadline";
+  EXPECT_EQ(stats.in_use_count(), 0u);
+  EXPECT_EQ(stats.requests_in_flight(), 0u);
+  release.Notify();
 }
 
 }  // namespace
