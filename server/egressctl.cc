@@ -1,13 +1,15 @@
 // egressctl: the command-line client of egressd. "fetch" runs one HTTP
-// request through Fetcher.Fetch, "pool" shows PoolAdmin.GetPoolStats; see
-// EgressctlUsage() for the full syntax.
+// request through Fetcher.Fetch; "pool", "conns", "leaks", "evict" and
+// "drain" call PoolAdmin; see EgressctlUsage() for the full syntax.
 //
 // Exit status: 0 on success (an HTTP error status is still a success: it is
 // a response), 1 when an RPC fails or the output cannot be written, 2 on bad
-// usage (including an unreadable -d @FILE).
+// usage (including an unreadable -d @FILE or --admin_token_file).
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -62,6 +64,10 @@ int ReportRpcError(absl::string_view command, const grpc::Status& status,
     std::cerr << ": " << status.error_message();
   }
   std::cerr << "\n";
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    std::cerr << "egressctl: egressd's PoolAdmin wants a token: pass the file "
+                 "holding it with --admin_token_file\n";
+  }
   // egressd itself answers UNAVAILABLE when it cannot reach the origin; the
   // hint is only right when the channel to egressd never became ready.
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
@@ -149,19 +155,136 @@ int RunFetch(const EgressctlArgs& args) {
   return FinishOutput(WriteStdout(head) && WriteStdout(response.body()));
 }
 
-int RunPool(const EgressctlArgs& args) {
-  std::shared_ptr<grpc::Channel> channel = MakeChannel(args.admin);
-  std::unique_ptr<v1::PoolAdmin::Stub> stub = v1::PoolAdmin::NewStub(channel);
+// A PoolAdmin stub on --admin and what every call to it carries.
+class AdminClient {
+ public:
+  AdminClient(const EgressctlArgs& args, std::string token)
+      : args_(args),
+        token_(std::move(token)),
+        channel_(MakeChannel(args.admin)),
+        stub_(v1::PoolAdmin::NewStub(channel_)) {}
+
+  v1::PoolAdmin::Stub& stub() { return *stub_; }
+
+  // Sets the deadline and, with a token, "authorization: Bearer <token>".
+  void Prepare(grpc::ClientContext* context) const {
+    SetDeadline(args_, context);
+    if (!token_.empty()) {
+      context->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+    }
+  }
+
+  int Fail(const grpc::Status& status) {
+    return ReportRpcError(EgressctlCommandName(args_.command), status,
+                          args_.admin, *channel_);
+  }
+
+ private:
+  const EgressctlArgs& args_;
+  const std::string token_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::PoolAdmin::Stub> stub_;
+};
+
+int RunPool(const EgressctlArgs& args, AdminClient& admin) {
   grpc::ClientContext context;
-  SetDeadline(args, &context);
+  admin.Prepare(&context);
   v1::PoolStats stats;
   const grpc::Status status =
-      stub->GetPoolStats(&context, v1::GetPoolStatsRequest(), &stats);
-  if (!status.ok()) {
-    return ReportRpcError("pool", status, args.admin, *channel);
-  }
+      admin.stub().GetPoolStats(&context, v1::GetPoolStatsRequest(), &stats);
+  if (!status.ok()) return admin.Fail(status);
   if (args.json) return PrintJson(stats);
   return FinishOutput(WriteStdout(FormatPoolStats(stats)));
+}
+
+// Pages through ListConnections until `end` and prints every connection,
+// for --json as one ListConnectionsResponse with end set. Connections opened
+// or closed while paging may or may not be listed, as with any paged list.
+int RunConns(const EgressctlArgs& args, AdminClient& admin) {
+  v1::ListConnectionsResponse all;
+  v1::ListConnectionsRequest request;
+  request.set_address(args.address);
+  while (true) {
+    grpc::ClientContext context;
+    admin.Prepare(&context);
+    v1::ListConnectionsResponse page;
+    const grpc::Status status =
+        admin.stub().ListConnections(&context, request, &page);
+    if (!status.ok()) return admin.Fail(status);
+    const bool end = page.end();
+    if (!end) {
+      // Ids ascend, so the next page starts past this one's last id; a page
+      // that does not advance would keep egressctl looping forever.
+      if (page.connections().empty() ||
+          page.connections().rbegin()->id() < request.start_id() ||
+          page.connections().rbegin()->id() ==
+              std::numeric_limits<uint64_t>::max()) {
+        std::cerr << "egressctl: conns failed: egressd sent a page that is "
+                     "not the last but does not advance (start_id "
+                  << request.start_id() << ")\n";
+        return kExitFailed;
+      }
+      request.set_start_id(page.connections().rbegin()->id() + 1);
+    }
+    for (v1::ConnectionStats& c : *page.mutable_connections()) {
+      *all.add_connections() = std::move(c);
+    }
+    if (end) break;
+  }
+  all.set_end(true);
+  if (args.json) return PrintJson(all);
+  return FinishOutput(WriteStdout(FormatConnections(all, absl::Now())));
+}
+
+int RunLeaks(const EgressctlArgs& args, AdminClient& admin) {
+  grpc::ClientContext context;
+  admin.Prepare(&context);
+  v1::ListLeaksResponse leaks;
+  const grpc::Status status =
+      admin.stub().ListLeaks(&context, v1::ListLeaksRequest(), &leaks);
+  if (!status.ok()) return admin.Fail(status);
+  if (args.json) return PrintJson(leaks);
+  return FinishOutput(WriteStdout(FormatLeaks(leaks)));
+}
+
+int RunEvict(const EgressctlArgs& args, AdminClient& admin) {
+  grpc::ClientContext context;
+  admin.Prepare(&context);
+  v1::EvictIdleRequest request;
+  request.set_address(args.address);
+  v1::EvictIdleResponse response;
+  const grpc::Status status =
+      admin.stub().EvictIdle(&context, request, &response);
+  if (!status.ok()) return admin.Fail(status);
+  if (args.json) return PrintJson(response);
+  return FinishOutput(WriteStdout(absl::StrCat(
+      "evicted ", response.evicted(), " idle connection(s)\n")));
+}
+
+int RunDrain(const EgressctlArgs& args, AdminClient& admin) {
+  grpc::ClientContext context;
+  admin.Prepare(&context);
+  v1::DrainResponse response;
+  const grpc::Status status =
+      admin.stub().Drain(&context, v1::DrainRequest(), &response);
+  if (!status.ok()) return admin.Fail(status);
+  if (args.json) return PrintJson(response);
+  return FinishOutput(WriteStdout(absl::StrCat(
+      "marked ", response.marked(),
+      " connection(s) to close when idle\n")));
+}
+
+int RunAdmin(const EgressctlArgs& args,
+             int (*run)(const EgressctlArgs&, AdminClient&)) {
+  // Read before any call so a bad file is a usage error, not an
+  // UNAUTHENTICATED from egressd. The token itself is never printed.
+  absl::StatusOr<std::string> token = LoadAdminToken(args);
+  if (!token.ok()) {
+    std::cerr << "egressctl: " << token.status().message() << "\n";
+    return kExitUsage;
+  }
+  AdminClient admin(args, *std::move(token));
+  return run(args, admin);
 }
 
 int Main(int argc, char** argv) {
@@ -177,7 +300,15 @@ int Main(int argc, char** argv) {
     case EgressctlCommand::kFetch:
       return RunFetch(*args);
     case EgressctlCommand::kPool:
-      return RunPool(*args);
+      return RunAdmin(*args, RunPool);
+    case EgressctlCommand::kConns:
+      return RunAdmin(*args, RunConns);
+    case EgressctlCommand::kLeaks:
+      return RunAdmin(*args, RunLeaks);
+    case EgressctlCommand::kEvict:
+      return RunAdmin(*args, RunEvict);
+    case EgressctlCommand::kDrain:
+      return RunAdmin(*args, RunDrain);
   }
   return kExitUsage;
 }

@@ -21,7 +21,7 @@ namespace {
 
 constexpr char kUsage[] =
     R"(Usage: egressctl [--target=HOST:PORT] [--admin=HOST:PORT] [--timeout=SECONDS]
-                 [--json] COMMAND ...
+                 [--admin_token_file=PATH] [--json] COMMAND ...
 
 Commands:
   fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY | -d @FILE] [-i]
@@ -32,19 +32,33 @@ Commands:
         -d BODY            request body; -d @FILE reads it from FILE (@- stdin)
         -i                 print the status line and the response headers
                            before the body
+
+  The commands below call PoolAdmin on --admin.
   pool
-      Show egressd's connection pool (PoolAdmin.GetPoolStats on --admin).
+      Show the connection pool: totals, per-address counts, close reasons,
+      rejections and configuration.
+  conns [--address=SCHEME://HOST:PORT]
+      List the open connections (all of them, or one address's).
+  leaks
+      List the leak reports: calls that held a connection without progress.
+  evict [SCHEME://HOST:PORT]
+      Close the idle connections (all of them, or one address's).
+  drain
+      Let no open connection take new exchanges: idle ones close now, in-use
+      ones when their exchange ends.
   help
       Show this text.
 
 Options:
-  --target=HOST:PORT  egressd's Fetcher endpoint (default 127.0.0.1:7070)
-  --admin=HOST:PORT   egressd's PoolAdmin endpoint (default 127.0.0.1:9901)
-  --timeout=SECONDS   deadline of each call, e.g. 30 or 0.5 (default 30)
-  --json              print the response message as JSON
+  --target=HOST:PORT       egressd's Fetcher endpoint (default 127.0.0.1:7070)
+  --admin=HOST:PORT        egressd's PoolAdmin endpoint (default 127.0.0.1:9901)
+  --timeout=SECONDS        deadline of each call, e.g. 30 or 0.5 (default 30)
+  --admin_token_file=PATH  send the token in PATH with every PoolAdmin call
+                           (needed when egressd sets listeners.admin_token)
+  --json                   print the response message as JSON
 
 Exit status: 0 on success (whatever the HTTP status), 1 when the call fails,
-2 on bad usage.
+2 on bad usage (including an unreadable -d @FILE or --admin_token_file).
 )";
 
 // RFC 9110 5.6.2: tchar, the characters of a token (method, field name).
@@ -119,19 +133,38 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseHeader(
   return std::make_pair(std::string(name), std::string(value));
 }
 
+constexpr EgressctlCommand kAllCommands[] = {
+    EgressctlCommand::kFetch, EgressctlCommand::kPool,
+    EgressctlCommand::kConns, EgressctlCommand::kLeaks,
+    EgressctlCommand::kEvict, EgressctlCommand::kDrain,
+    EgressctlCommand::kHelp,
+};
+
 absl::Status ParseCommandName(absl::string_view name,
                               EgressctlCommand* command) {
-  if (name == "fetch") {
-    *command = EgressctlCommand::kFetch;
-  } else if (name == "pool") {
-    *command = EgressctlCommand::kPool;
-  } else if (name == "help") {
-    *command = EgressctlCommand::kHelp;
-  } else {
-    return Usage(absl::StrCat("unknown command '", name,
-                              "' (commands: fetch, pool, help)"));
+  for (EgressctlCommand c : kAllCommands) {
+    if (name == EgressctlCommandName(c)) {
+      *command = c;
+      return absl::OkStatus();
+    }
   }
-  return absl::OkStatus();
+  return Usage(absl::StrCat(
+      "unknown command '", name,
+      "' (commands: fetch, pool, conns, leaks, evict, drain, help)"));
+}
+
+// Reads all of `file` (not closed here). Returns the errno of a failed read,
+// or 0.
+int ReadAll(std::FILE* file, std::string* out) {
+  char buffer[64 * 1024];
+  size_t n;
+  errno = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
+    out->append(buffer, n);
+  }
+  // fread reports errors (e.g. EISDIR for a directory) only through ferror.
+  if (std::ferror(file)) return errno != 0 ? errno : EIO;
+  return 0;
 }
 
 }  // namespace
@@ -142,6 +175,7 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
   // Operands after the command, e.g. fetch's URL.
   std::vector<std::string> operands;
   bool method_given = false;
+  bool address_flag_given = false;
   bool options_done = false;
 
   for (int i = 1; i < argc; ++i) {
@@ -183,7 +217,8 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
         args.json = true;
         continue;
       }
-      if (name != "--target" && name != "--admin" && name != "--timeout") {
+      if (name != "--target" && name != "--admin" && name != "--timeout" &&
+          name != "--admin_token_file" && name != "--address") {
         return Usage(absl::StrCat("unknown option '", name, "'"));
       }
       if (!has_value) {
@@ -198,6 +233,19 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
         args.timeout = *timeout;
         continue;
       }
+      if (name == "--admin_token_file") {
+        if (value.empty()) return Usage("--admin_token_file: empty path");
+        args.admin_token_file = std::string(value);
+        continue;
+      }
+      if (name == "--address") {
+        if (value.empty()) {
+          return Usage("--address: expected SCHEME://HOST:PORT, got ''");
+        }
+        args.address = std::string(value);
+        address_flag_given = true;
+        continue;
+      }
       if (value.empty()) {
         return Usage(absl::StrCat(name, ": expected HOST:PORT, got ''"));
       }
@@ -210,7 +258,8 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
     if (!have_command || args.command != EgressctlCommand::kFetch) {
       return Usage(
           have_command
-              ? absl::StrCat("unknown option '", arg, "' for pool")
+              ? absl::StrCat("unknown option '", arg, "' for ",
+                             EgressctlCommandName(args.command))
               : absl::StrCat("unknown option '", arg,
                              "' (fetch options go after 'fetch')"));
     }
@@ -258,13 +307,37 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
   }
 
   if (!have_command) return Usage("no command given");
+  if (address_flag_given && args.command != EgressctlCommand::kConns) {
+    return Usage(absl::StrCat(
+        "--address is an option of conns, not of ",
+        EgressctlCommandName(args.command),
+        args.command == EgressctlCommand::kEvict
+            ? " (evict takes the address as its argument)"
+            : ""));
+  }
   switch (args.command) {
     case EgressctlCommand::kHelp:
       break;
     case EgressctlCommand::kPool:
+    case EgressctlCommand::kConns:
+    case EgressctlCommand::kLeaks:
+    case EgressctlCommand::kDrain:
       if (!operands.empty()) {
-        return Usage(absl::StrCat("pool takes no arguments, got '",
+        return Usage(absl::StrCat(EgressctlCommandName(args.command),
+                                  " takes no arguments, got '",
                                   operands.front(), "'"));
+      }
+      break;
+    case EgressctlCommand::kEvict:
+      if (operands.size() > 1) {
+        return Usage(absl::StrCat("evict: unexpected argument '", operands[1],
+                                  "' (evict takes at most one address)"));
+      }
+      if (!operands.empty()) {
+        if (operands.front().empty()) {
+          return Usage("evict: expected SCHEME://HOST:PORT, got ''");
+        }
+        args.address = operands.front();
       }
       break;
     case EgressctlCommand::kFetch:
@@ -297,20 +370,59 @@ absl::StatusOr<std::string> LoadRequestBody(const EgressctlArgs& args) {
     return absl::ErrnoToStatus(errno, absl::StrCat("-d @", args.body));
   }
   std::string body;
-  char buffer[64 * 1024];
-  size_t n;
-  errno = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
-    body.append(buffer, n);
-  }
-  // fread reports errors (e.g. EISDIR for a directory) only through ferror.
-  int read_errno = 0;
-  if (std::ferror(file)) read_errno = errno != 0 ? errno : EIO;
+  const int read_errno = ReadAll(file, &body);
   if (!is_stdin) std::fclose(file);
   if (read_errno != 0) {
     return absl::ErrnoToStatus(read_errno, absl::StrCat("-d @", args.body));
   }
   return body;
+}
+
+absl::StatusOr<std::string> LoadAdminToken(const EgressctlArgs& args) {
+  if (args.admin_token_file.empty()) return std::string();
+  const std::string context =
+      absl::StrCat("--admin_token_file ", args.admin_token_file);
+  std::FILE* file = std::fopen(args.admin_token_file.c_str(), "rb");
+  if (file == nullptr) return absl::ErrnoToStatus(errno, context);
+  std::string contents;
+  const int read_errno = ReadAll(file, &contents);
+  std::fclose(file);
+  if (read_errno != 0) return absl::ErrnoToStatus(read_errno, context);
+  const absl::string_view token = absl::StripAsciiWhitespace(contents);
+  if (token.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": the file holds no token"));
+  }
+  // gRPC refuses such a metadata value only when the call is made, with a
+  // message that would not name the file.
+  for (char c : token) {
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          context,
+          ": the token has characters other than printable ASCII"));
+    }
+  }
+  return std::string(token);
+}
+
+const char* EgressctlCommandName(EgressctlCommand command) {
+  switch (command) {
+    case EgressctlCommand::kHelp:
+      return "help";
+    case EgressctlCommand::kFetch:
+      return "fetch";
+    case EgressctlCommand::kPool:
+      return "pool";
+    case EgressctlCommand::kConns:
+      return "conns";
+    case EgressctlCommand::kLeaks:
+      return "leaks";
+    case EgressctlCommand::kEvict:
+      return "evict";
+    case EgressctlCommand::kDrain:
+      return "drain";
+  }
+  return "?";
 }
 
 const char* EgressctlUsage() { return kUsage; }

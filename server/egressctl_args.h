@@ -6,9 +6,13 @@
 // Grammar (global flags may appear anywhere before a "--"; after "--" every
 // argument is positional):
 //   egressctl [--target=HOST:PORT] [--admin=HOST:PORT] [--timeout=SECONDS]
-//             [--json] COMMAND ...
+//             [--admin_token_file=PATH] [--json] COMMAND ...
 //   fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY | -d @FILE] [-i]
 //   pool
+//   conns [--address=SCHEME://HOST:PORT]
+//   leaks
+//   evict [SCHEME://HOST:PORT]
+//   drain
 //   help | --help | -h
 // Long flags take "--flag=value" or "--flag value"; -X, -H and -d take
 // "-X VALUE" or "-XVALUE".
@@ -27,8 +31,16 @@ namespace egress {
 enum class EgressctlCommand {
   kHelp,
   kFetch,
-  kPool,
+  // The PoolAdmin commands (on --admin).
+  kPool,   // GetPoolStats
+  kConns,  // ListConnections, every page
+  kLeaks,  // ListLeaks
+  kEvict,  // EvictIdle
+  kDrain,  // Drain
 };
+
+// The command's name as typed ("fetch", "conns", ...).
+const char* EgressctlCommandName(EgressctlCommand command);
 
 // Where the body of a fetch comes from (-d).
 enum class BodySource {
@@ -49,6 +61,9 @@ struct EgressctlArgs {
   absl::Duration timeout = absl::Seconds(30);
   // Print the response message as JSON instead of the human format.
   bool json = false;
+  // --admin_token_file: a file holding PoolAdmin's bearer token (empty: send
+  // none). Recorded only; LoadAdminToken() reads it.
+  std::string admin_token_file;
 
   EgressctlCommand command = EgressctlCommand::kHelp;
 
@@ -66,6 +81,11 @@ struct EgressctlArgs {
   std::string body;
   // -i: print the status line and the headers before the body.
   bool include_headers = false;
+
+  // conns: --address; evict: the ADDRESS operand. Empty: every address.
+  // Passed through unchecked: egressd answers INVALID_ARGUMENT for a
+  // malformed one.
+  std::string address;
 };
 
 // Parses argv (argv[0] is the program name and ignored). Reads no files:
@@ -73,14 +93,23 @@ struct EgressctlArgs {
 // Returns InvalidArgument with a message fit to show the user as is (without
 // the usage hint) for: no or unknown command, unknown options, a missing
 // option value, a bad --timeout, a missing or extra URL, an -X that is not an
-// HTTP token, an -H without "Name:" or with CR/LF in its value, and -d given
-// twice. "help", "--help" and "-h" yield command kHelp.
+// HTTP token, an -H without "Name:" or with CR/LF in its value, -d given
+// twice, an empty --admin_token_file or --address, --address with a command
+// other than conns, more than one ADDRESS for evict, and operands for pool,
+// conns, leaks or drain. "help", "--help" and "-h" yield command kHelp.
 absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv);
 
 // The request body for args: empty for kNone, the -d text for kInline, the
 // file's bytes for kFile (stdin for "-"). Fails with the file name and the
 // system's reason when the file cannot be read.
 absl::StatusOr<std::string> LoadRequestBody(const EgressctlArgs& args);
+
+// The PoolAdmin bearer token from args.admin_token_file, without the
+// whitespace around it (a mounted Secret usually ends in a newline); empty if
+// no file was given. Fails (never quoting the token) when the file cannot be
+// read, is empty, or holds characters a gRPC metadata value cannot carry
+// (outside printable ASCII).
+absl::StatusOr<std::string> LoadAdminToken(const EgressctlArgs& args);
 
 // The usage text printed by "egressctl help"; ends with a newline.
 const char* EgressctlUsage();

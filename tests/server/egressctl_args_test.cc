@@ -18,6 +18,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Pair;
 
 // Runs the parser on {"egressctl", args...}.
@@ -162,6 +163,11 @@ TEST(EgressctlArgsTest, Help) {
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->command, EgressctlCommand::kHelp);
   EXPECT_THAT(EgressctlUsage(), HasSubstr("fetch URL"));
+  for (const char* text : {"conns [--address=SCHEME://HOST:PORT]", "leaks",
+                           "evict [SCHEME://HOST:PORT]", "drain",
+                           "--admin_token_file=PATH"}) {
+    EXPECT_THAT(EgressctlUsage(), HasSubstr(text));
+  }
 }
 
 TEST(EgressctlArgsTest, DoubleDashEndsOptions) {
@@ -179,18 +185,136 @@ TEST(EgressctlArgsTest, ExtraOperands) {
   ExpectUsageError({"fetch", "http://a/", "http://b/"},
                    "unexpected argument 'http://b/'");
   ExpectUsageError({"pool", "x"}, "pool takes no arguments");
+  ExpectUsageError({"conns", "http://a:80"}, "conns takes no arguments");
+  ExpectUsageError({"leaks", "x"}, "leaks takes no arguments");
+  ExpectUsageError({"drain", "x"}, "drain takes no arguments");
+  ExpectUsageError({"evict", "http://a:80", "http://b:80"},
+                   "unexpected argument 'http://b:80'");
+}
+
+TEST(EgressctlArgsTest, AdminCommands) {
+  const std::pair<const char*, EgressctlCommand> cases[] = {
+      {"conns", EgressctlCommand::kConns}, {"leaks", EgressctlCommand::kLeaks},
+      {"evict", EgressctlCommand::kEvict}, {"drain", EgressctlCommand::kDrain},
+  };
+  for (const auto& [name, command] : cases) {
+    absl::StatusOr<EgressctlArgs> args = Parse({"--json", name});
+    ASSERT_TRUE(args.ok()) << name << ": " << args.status();
+    EXPECT_EQ(args->command, command) << name;
+    EXPECT_STREQ(EgressctlCommandName(command), name);
+    EXPECT_TRUE(args->json) << name;
+    EXPECT_EQ(args->address, "") << name;
+    EXPECT_EQ(args->admin_token_file, "") << name;
+  }
+}
+
+TEST(EgressctlArgsTest, ConnsAddress) {
+  absl::StatusOr<EgressctlArgs> args =
+      Parse({"conns", "--address=http://127.0.0.1:8080"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->address, "http://127.0.0.1:8080");
+  args = Parse({"--address", "https://a.test:443", "conns"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->address, "https://a.test:443");
+  ExpectUsageError({"conns", "--address="}, "--address: expected");
+  ExpectUsageError({"conns", "--address"}, "--address needs a value");
+  ExpectUsageError({"pool", "--address=http://a:80"},
+                   "--address is an option of conns, not of pool");
+  ExpectUsageError({"evict", "--address=http://a:80"},
+                   "evict takes the address as its argument");
+}
+
+TEST(EgressctlArgsTest, EvictAddress) {
+  absl::StatusOr<EgressctlArgs> args = Parse({"evict", "http://a.test:80"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, EgressctlCommand::kEvict);
+  EXPECT_EQ(args->address, "http://a.test:80");
+  ExpectUsageError({"evict", ""}, "evict: expected SCHEME://HOST:PORT");
+}
+
+std::string TempPath(const std::string& name) {
+  const char* tmpdir = std::getenv("TEST_TMPDIR");
+  return std::string(tmpdir != nullptr ? tmpdir : "/tmp") + "/" + name;
+}
+
+void WriteTestFile(const std::string& path, const std::string& contents) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(contents.data(), 1, contents.size(), f),
+            contents.size());
+  ASSERT_EQ(std::fclose(f), 0);
+}
+
+TEST(EgressctlArgsTest, AdminTokenFile) {
+  const std::string path = TempPath("admin-token");
+  WriteTestFile(path, " \tsecret-token-1\r\n");
+  const std::string flag = "--admin_token_file=" + path;
+  absl::StatusOr<EgressctlArgs> args = Parse({flag.c_str(), "pool"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->admin_token_file, path);
+  absl::StatusOr<std::string> token = LoadAdminToken(*args);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "secret-token-1");
+
+  args = Parse({"pool", "--admin_token_file", path.c_str()});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->admin_token_file, path);
+  ExpectUsageError({"--admin_token_file=", "pool"},
+                   "--admin_token_file: empty path");
+  ExpectUsageError({"pool", "--admin_token_file"},
+                   "--admin_token_file needs a value");
+}
+
+TEST(EgressctlArgsTest, NoAdminTokenFile) {
+  absl::StatusOr<EgressctlArgs> args = Parse({"pool"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  absl::StatusOr<std::string> token = LoadAdminToken(*args);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "");
+}
+
+TEST(EgressctlArgsTest, BadAdminTokenFiles) {
+  EgressctlArgs args;
+  args.admin_token_file = "/nonexistent/egressctl/token";
+  absl::StatusOr<std::string> token = LoadAdminToken(args);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(token.status().message()),
+              HasSubstr("--admin_token_file /nonexistent/egressctl/token"));
+
+  args.admin_token_file = TempPath("");  // a directory
+  token = LoadAdminToken(args);
+  EXPECT_FALSE(token.ok());
+
+  args.admin_token_file = TempPath("blank-token");
+  WriteTestFile(args.admin_token_file, " \n\n");
+  token = LoadAdminToken(args);
+  ASSERT_FALSE(token.ok());
+  EXPECT_THAT(std::string(token.status().message()),
+              HasSubstr("holds no token"));
+
+  args.admin_token_file = TempPath("binary-token");
+  WriteTestFile(args.admin_token_file, "abc\ndef-hidden\n");
+  token = LoadAdminToken(args);
+  ASSERT_FALSE(token.ok());
+  EXPECT_THAT(std::string(token.status().message()),
+              HasSubstr("printable ASCII"));
+  EXPECT_THAT(std::string(token.status().message()),
+              Not(HasSubstr("def-hidden")));
 }
 
 TEST(EgressctlArgsTest, NoOrUnknownCommand) {
   ExpectUsageError({}, "no command given");
   ExpectUsageError({"--json"}, "no command given");
   ExpectUsageError({"fecth", "http://a/"}, "unknown command 'fecth'");
+  ExpectUsageError({"con"}, "commands: fetch, pool, conns, leaks, evict");
 }
 
 TEST(EgressctlArgsTest, UnknownOptions) {
   ExpectUsageError({"--verbose", "pool"}, "unknown option '--verbose'");
   ExpectUsageError({"fetch", "-z", "http://a/"}, "unknown option '-z'");
   ExpectUsageError({"pool", "-i"}, "unknown option '-i' for pool");
+  ExpectUsageError({"conns", "-X", "GET"}, "unknown option '-X' for conns");
   ExpectUsageError({"-X", "GET", "fetch", "http://a/"},
                    "fetch options go after 'fetch'");
 }
