@@ -11,6 +11,7 @@ grpc::ServerUnaryReactor* PoolAdminService::GetPoolStats(
     const v1::GetPoolStatsRequest* /*request*/, v1::PoolStats* response) {
   ToPoolStats(client_->pool().Snapshot(), client_->pool().options(), response);
   response->set_leaks_detected(client_->leaks().total());
+  ToCallTotals(client_->totals(), response->mutable_call_totals());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -193,6 +193,19 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
               config->mutable_health_check_after_idle());
 }
 
+void ToCallTotals(const CallTotals& t, v1::CallTotals* out) {
+  out->set_succeeded(t.succeeded);
+  out->set_failed(t.failed);
+  out->set_on_new_connection(t.on_new_connection);
+  out->set_on_reused_connection(t.on_reused_connection);
+  SetDuration(t.queue_wait, out->mutable_queue_wait());
+  SetDuration(t.dns, out->mutable_dns());
+  SetDuration(t.connect, out->mutable_connect());
+  SetDuration(t.tls, out->mutable_tls());
+  SetDuration(t.first_byte, out->mutable_first_byte());
+  SetDuration(t.total, out->mutable_total());
+}
+
 void ToConnectionStats(const ConnectionSnapshot& c, v1::ConnectionStats* out) {
   out->set_id(c.id);
   out->set_address(c.address.ToString());

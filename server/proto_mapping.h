@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client_core/call/http_client.h"
 #include "client_core/call/leak_registry.h"
 #include "client_core/connection/pool.h"
 #include "client_core/http/request.h"
@@ -42,6 +43,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // PoolStats from a pool snapshot and the pool's options.
 void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
                  v1::PoolStats* proto);
+
+void ToCallTotals(const CallTotals& totals, v1::CallTotals* proto);
 
 // One ListConnections entry.
 void ToConnectionStats(const ConnectionSnapshot& connection,

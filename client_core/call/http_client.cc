@@ -99,6 +99,7 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
           result = absl::InternalError("unexpected exception in a call");
         }
         pool_->EndRequest(address);
+        Count(result);
         std::move(done)(std::move(result));
         CallEnded();
       });
@@ -358,6 +359,29 @@ void HttpClient::Shutdown(absl::Duration grace) {
     MutexLock lock(&drain_mu_);
     drain_mu_.AwaitWithTimeout(no_calls, kShutdownCallbackWait);
   }
+}
+
+void HttpClient::Count(const absl::StatusOr<Response>& result) {
+  MutexLock lock(&totals_mu_);
+  if (!result.ok()) {
+    ++totals_.failed;
+    return;
+  }
+  ++totals_.succeeded;
+  ++(result->connection.reused ? totals_.on_reused_connection
+                               : totals_.on_new_connection);
+  const CallTiming& t = result->timing;
+  totals_.queue_wait += t.queue_wait;
+  totals_.dns += t.dns;
+  totals_.connect += t.connect;
+  totals_.tls += t.tls;
+  totals_.first_byte += t.first_byte;
+  totals_.total += t.total;
+}
+
+CallTotals HttpClient::totals() const {
+  MutexLock lock(&totals_mu_);
+  return totals_;
 }
 
 void HttpClient::CallEnded() {

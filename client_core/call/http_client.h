@@ -61,6 +61,23 @@ struct HttpClientOptions {
   absl::Duration leak_threshold = absl::Seconds(30);
 };
 
+// Sums over calls since start, for PoolStats: where calls' time went in
+// total (divide by the counts for averages).
+struct CallTotals {
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  // Succeeded calls served by a new or a reused connection.
+  uint64_t on_new_connection = 0;
+  uint64_t on_reused_connection = 0;
+  // Sums of CallTiming over succeeded calls.
+  absl::Duration queue_wait;
+  absl::Duration dns;
+  absl::Duration connect;
+  absl::Duration tls;
+  absl::Duration first_byte;
+  absl::Duration total;
+};
+
 // A streamed call in progress (HttpClient::Stream).
 //
 // Thread-safe. Cancel() may be called from any thread, any number of times:
@@ -137,6 +154,7 @@ class HttpClient {
   ConnectionPool& pool() { return *pool_; }
   Connector& connector() { return connector_; }
   const LeakRegistry& leaks() const { return leaks_; }
+  CallTotals totals() const ABSL_LOCKS_EXCLUDED(totals_mu_);
   const HttpClientOptions& options() const { return options_; }
 
  private:
@@ -153,6 +171,8 @@ class HttpClient {
       std::shared_ptr<Connection> connection, const Request& request,
       ExchangeSink* sink, CallAbort* abort);
   void CallEnded();
+  void Count(const absl::StatusOr<Response>& result)
+      ABSL_LOCKS_EXCLUDED(totals_mu_);
 
   const HttpClientOptions options_;
   EventLoops loops_;
@@ -161,6 +181,8 @@ class HttpClient {
   std::unique_ptr<ConnectionPool> pool_;
   Connector connector_;
   LeakRegistry leaks_;
+  mutable Mutex totals_mu_;
+  CallTotals totals_ ABSL_GUARDED_BY(totals_mu_);
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> in_flight_{0};
   // Shutdown waits on it for in_flight_ to reach 0.

@@ -160,6 +160,21 @@ TEST_F(PoolAdminTest, FetchReportsWhereItsTimeWent) {
   ASSERT_TRUE(egressd_->Fetch(Get(Urls()[0]), &second).ok());
   EXPECT_FALSE(second.timing().has_connect()) << "the connection was reused";
   EXPECT_FALSE(second.timing().has_queue_wait());
+
+  // PoolStats sums the timings of every call.
+  v1::FetchResponse failed;
+  EXPECT_FALSE(egressd_->Fetch(Get("http://127.0.0.1:1/"), &failed).ok());
+  absl::StatusOr<v1::PoolStats> stats = egressd_->PoolStats();
+  ASSERT_TRUE(stats.ok());
+  const v1::CallTotals& totals = stats->call_totals();
+  EXPECT_EQ(totals.succeeded(), 2u);
+  EXPECT_EQ(totals.failed(), 1u);
+  EXPECT_EQ(totals.on_new_connection(), 1u);
+  EXPECT_EQ(totals.on_reused_connection(), 1u);
+  EXPECT_EQ(nanos(totals.connect()), nanos(t.connect()))
+      << "only the first call connected";
+  EXPECT_EQ(nanos(totals.total()),
+            nanos(t.total()) + nanos(second.timing().total()));
 }
 
 }  // namespace
