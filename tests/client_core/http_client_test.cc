@@ -44,16 +44,8 @@ class RecordingListener : public PoolListener {
   std::vector<std::pair<uint64_t, CloseReason>> closed_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::StatusOr<Response> Call(HttpClient& client, const std::string& method,
-                             const std::string& url,
-                             const std::string& body = "") {
-  Request request;
-  request.method = method;
-  absl::StatusOr<Url> parsed = ParseUrl(url);
-  if (!parsed.ok()) return parsed.status();
-  request.url = *parsed;
-  request.body = body;
-  request.deadline = absl::Now() + absl::Seconds(10);
+// Runs `request` and waits for its result.
+absl::StatusOr<Response> Call(HttpClient& client, Request request) {
   Notification done;
   absl::StatusOr<Response> result;
   client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
@@ -62,6 +54,19 @@ absl::StatusOr<Response> Call(HttpClient& client, const std::string& method,
   });
   done.WaitForNotification();
   return result;
+}
+
+absl::StatusOr<Response> Call(HttpClient& client, const std::string& method,
+                              const std::string& url,
+                              const std::string& body = "") {
+  Request request;
+  request.method = method;
+  absl::StatusOr<Url> parsed = ParseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  request.url = *parsed;
+  request.body = body;
+  request.deadline = absl::Now() + absl::Seconds(10);
+  return Call(client, std::move(request));
 }
 
 uint64_t Closed(const PoolSnapshot& s, CloseReason reason) {
@@ -262,13 +267,7 @@ TEST(HttpClientTest, DeadlineFailsTheCallAndDropsTheConnection) {
     request.method = "GET";
     request.url = *ParseUrl(origin.Url("/slow"));
     request.deadline = absl::Now() + absl::Milliseconds(200);
-    Notification done;
-    absl::StatusOr<Response> result;
-    client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-      result = std::move(r);
-      done.Notify();
-    });
-    done.WaitForNotification();
+    absl::StatusOr<Response> result = Call(client, std::move(request));
     EXPECT_TRUE(absl::IsDeadlineExceeded(result.status())) << result.status();
     PoolSnapshot s = client.pool().Snapshot();
     EXPECT_EQ(s.connection_count, 0u);
@@ -337,13 +336,7 @@ TEST(HttpClientReuseTest, RequestConnectionCloseIsNotReused) {
   request.url = *ParseUrl(origin.Url("/"));
   request.headers.push_back({"Connection", "close"});
   request.deadline = absl::Now() + absl::Seconds(10);
-  Notification done;
-  absl::StatusOr<Response> first;
-  client.Execute(request, [&](absl::StatusOr<Response> r) {
-    first = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
+  absl::StatusOr<Response> first = Call(client, std::move(request));
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<Response> second = Call(client, "GET", origin.Url("/"));
   ASSERT_TRUE(second.ok());
