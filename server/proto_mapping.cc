@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "client_core/http1/request_writer.h"
 #include "client_core/url/url.h"
 
 namespace egress {
@@ -52,9 +51,6 @@ absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
     request.headers.push_back({h.name(), h.value()});
   }
   request.body = proto.body();
-  if (absl::Status valid = ValidateRequest(request); !valid.ok()) {
-    return valid;
-  }
 
   absl::Time deadline = rpc_deadline;
   if (proto.has_timeout()) {

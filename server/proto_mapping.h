@@ -21,7 +21,9 @@ namespace egress {
 // deadline and now + FetchRequest.timeout, or now + `default_timeout` when
 // neither is set. Errors are kInvalidArgument naming the field, e.g.
 // "url: URL has unsupported scheme 'ftp' (only http and https)",
-// "method is empty", "headers[2]: header 'X' value contains a LF ...".
+// "method is empty". Method tokens and header fields are not checked here:
+// HttpClient checks every request it is given (ValidateRequest) and fails
+// the call with kInvalidArgument, so the check runs once per call.
 absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
                                   absl::Time now, absl::Time rpc_deadline,
                                   absl::Duration default_timeout);
