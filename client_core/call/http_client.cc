@@ -91,8 +91,8 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
       idle.connection ? idle.connection->executor() : loops_.Next();
   asio::co_spawn(
       executor,
-      Run(std::move(request), std::move(idle), started, std::move(stream),
-          std::move(abort)),
+      Run(std::move(request), address, std::move(idle), started,
+          std::move(stream), std::move(abort)),
       [this, address, done = std::move(done)](
           std::exception_ptr error, absl::StatusOr<Response> result) mutable {
         if (error) {
@@ -273,9 +273,8 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
 }
 
 asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
-    Request request, Lease idle, absl::Time started,
+    Request request, Address address, Lease idle, absl::Time started,
     std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort) {
-  const Address address = Address::FromUrl(request.url);
   CallTiming timing;
   for (int attempt = 0;; ++attempt) {
     Lease lease;

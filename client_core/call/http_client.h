@@ -164,7 +164,7 @@ class HttpClient {
   void Start(Request request, std::shared_ptr<StreamCall> stream,
              std::shared_ptr<CallAbort> abort, Callback done);
   asio::awaitable<absl::StatusOr<Response>> Run(
-      Request request, Lease idle, absl::Time started,
+      Request request, Address address, Lease idle, absl::Time started,
       std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort);
   // Runs the exchange on the connection's own event loop.
   asio::awaitable<ExchangeResult> ExchangeOn(
