@@ -59,7 +59,7 @@
 #include "asio/io_context.hpp"
 #include "asio/ip/tcp.hpp"
 #include "client_core/connection/address.h"
-#include "client_core/connection/connection.h"
+#include "client_core/connection/http1_connection.h"
 #include "client_core/connection/pool.h"
 #include "client_core/connection/pool_options.h"
 #include "client_core/http/request.h"
@@ -256,7 +256,7 @@ class ScenarioRun {
     for (size_t i = 0; i < n_; ++i) {
       asio::ip::tcp::socket socket(io_);
       socket.assign(asio::ip::tcp::v4(), client_fds_[i]);
-      connections_.push_back(std::make_shared<Connection>(
+      connections_.push_back(std::make_shared<Http1Connection>(
           pool_->NextConnectionId(), AddressOf(i), std::move(socket)));
     }
     End();

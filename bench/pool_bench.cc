@@ -58,7 +58,7 @@
 #include "asio/ip/tcp.hpp"
 #include "benchmark/benchmark.h"
 #include "client_core/connection/address.h"
-#include "client_core/connection/connection.h"
+#include "client_core/connection/http1_connection.h"
 #include "client_core/connection/pool.h"
 #include "client_core/connection/pool_options.h"
 
@@ -202,7 +202,7 @@ class IdlePool {
       if (!lease.ok() || !lease->may_connect()) {
         Die("Acquire did not grant a connecting slot");
       }
-      auto connection = std::make_shared<Connection>(
+      auto connection = std::make_shared<Http1Connection>(
           pool_->NextConnectionId(), address, std::move(sockets[i]));
       if (!pool_->AddConnected(connection)) Die("AddConnected refused");
       pool_->Release(connection, /*succeeded=*/true, std::nullopt);

@@ -41,16 +41,27 @@ enum class CloseReason {
   kDrain,
   // The pool is shutting down.
   kShutdown,
+  // HTTP/2: the peer sent GOAWAY; closed when its last stream ended.
+  kGoaway,
+  // HTTP/2: the peer refused two streams (REFUSED_STREAM) on it.
+  kRefusedStream,
+  // HTTP/2: the peer did not answer a PING in time.
+  kPingTimeout,
+  // HTTP/2: another call had already opened a multiplexed connection to the
+  // same address when this one completed its handshake; one is kept.
+  kDuplicate,
 };
 
-inline constexpr std::array<CloseReason, 13> kAllCloseReasons = {
+inline constexpr std::array<CloseReason, 17> kAllCloseReasons = {
     CloseReason::kIdleTimeout,     CloseReason::kMaxIdle,
     CloseReason::kUnhealthy,       CloseReason::kPeerClosed,
     CloseReason::kConnectionClose, CloseReason::kProtocolError,
     CloseReason::kIoError,         CloseReason::kCallAborted,
     CloseReason::kMaxLifetime,     CloseReason::kLeaked,
     CloseReason::kEvictRequest,    CloseReason::kDrain,
-    CloseReason::kShutdown,
+    CloseReason::kShutdown,        CloseReason::kGoaway,
+    CloseReason::kRefusedStream,   CloseReason::kPingTimeout,
+    CloseReason::kDuplicate,
 };
 
 // The stable snake_case name used in stats, metrics and logs.
@@ -69,6 +80,10 @@ inline std::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kEvictRequest: return "evict_request";
     case CloseReason::kDrain: return "drain";
     case CloseReason::kShutdown: return "shutdown";
+    case CloseReason::kGoaway: return "goaway";
+    case CloseReason::kRefusedStream: return "refused_stream";
+    case CloseReason::kPingTimeout: return "ping_timeout";
+    case CloseReason::kDuplicate: return "duplicate";
   }
   return "unknown";
 }

@@ -1,5 +1,6 @@
-// Connection: one TCP connection to an origin and the HTTP/1.1 exchanges it
-// carries, one at a time.
+// Connection: one connection to an origin (TCP, perhaps TLS) and the
+// exchanges it carries: one at a time for HTTP/1.1 (Http1Connection), many at
+// once for HTTP/2 (Http2Connection).
 //
 // Vocabulary (used the same way in pool.h):
 //   - An *exchange* is one request written and its response read.
@@ -13,6 +14,11 @@
 // confined to that event loop's thread. Close() must also run there.
 // id(), address(), remote_address() and ProbeHealth() may be used from any
 // thread.
+//
+// An exchange's result says what it means for the connection: for HTTP/1.1
+// any failure mid-exchange closes the connection; for HTTP/2 a stream's
+// failure (reset, refused) leaves the connection as it is unless
+// close_reason is set.
 #ifndef EGRESS_CLIENT_CORE_CONNECTION_CONNECTION_H_
 #define EGRESS_CLIENT_CORE_CONNECTION_CONNECTION_H_
 
@@ -20,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -31,6 +38,8 @@
 #include "client_core/http1/limits.h"
 #include "client_core/http1/response_parser.h"
 #include "client_core/net/call_abort.h"
+#include "client_core/net/transport.h"
+#include "client_core/tls/tls_info.h"
 
 namespace egress {
 
@@ -49,6 +58,13 @@ struct ExchangeResult {
   // The whole response was read, even if the caller abandoned it (drained):
   // the exchange counts as a success for the connection.
   bool completed = false;
+  // HTTP/2: the peer did not process the request (REFUSED_STREAM, or the
+  // stream was above a GOAWAY's last-stream-id): a retry on another
+  // connection is safe whatever the method.
+  bool not_processed = false;
+  // HTTP/2: specifically a REFUSED_STREAM reset (two on one connection stop
+  // its new exchanges).
+  bool refused_stream = false;
   // When the request was written, and when the first response byte arrived
   // (InfinitePast if never).
   absl::Time request_written_at = absl::InfinitePast();
@@ -66,10 +82,35 @@ class ExchangeSink {
   virtual asio::awaitable<bool> OnBody(std::string chunk) = 0;
 };
 
+// The application protocol a connection speaks.
+enum class Protocol { kHttp11, kHttp2 };
+// "http/1.1" or "h2": FetchResponse.protocol, stats and logs.
+std::string_view ProtocolName(Protocol protocol);
+
+// How a connection tells the pool about changes it discovers by itself
+// (HTTP/2: the peer's SETTINGS, GOAWAY, a missed PING). Implemented by
+// ConnectionPool; methods are thread-safe and may be called on the
+// connection's executor at any time, also while an exchange runs.
+class ConnectionObserver {
+ public:
+  virtual ~ConnectionObserver() = default;
+  // allocation_limit() changed (e.g. SETTINGS_MAX_CONCURRENT_STREAMS).
+  virtual void OnAllocationLimitChanged(uint64_t connection_id) = 0;
+  // The connection takes no new exchanges from now on, for `reason` (GOAWAY,
+  // ping_timeout, a connection-level error). Exchanges in progress may still
+  // finish; the pool closes the connection once it carries none.
+  virtual void OnNoNewExchanges(uint64_t connection_id,
+                                CloseReason reason) = 0;
+};
+
+// One connection to an origin: identity, transport and a codec. The codec
+// subclasses are Http1Connection (one exchange at a time) and
+// Http2Connection (many streams at once).
 class Connection {
  public:
-  Connection(uint64_t id, Address address, asio::ip::tcp::socket socket);
-  ~Connection();
+  Connection(uint64_t id, Address address,
+             std::unique_ptr<Transport> transport, Protocol protocol);
+  virtual ~Connection();
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -78,59 +119,80 @@ class Connection {
   const Address& address() const { return address_; }
   // "ip:port" of the peer, fixed at connect time.
   const std::string& remote_address() const { return remote_address_; }
+  // The peer's IP alone (coalescing compares it).
+  const std::string& remote_ip() const { return remote_ip_; }
   uint16_t local_port() const { return local_port_; }
-  asio::any_io_executor executor() { return socket_.get_executor(); }
+  asio::any_io_executor executor() { return transport_->executor(); }
+  Protocol protocol() const { return protocol_; }
+  // Null for cleartext. Safe from any thread.
+  const TlsInfo* tls_info() const { return transport_->tls_info(); }
+  bool multiplexed() const { return protocol_ == Protocol::kHttp2; }
 
-  // Runs one HTTP/1.1 exchange: writes `request`, reads the whole response
-  // (body bounded by `max_body_bytes`), and fails with DeadlineExceeded at
-  // `deadline`. Runs on executor(); at most one exchange at a time.
+  // How many exchanges the connection may carry at once right now: 1 for
+  // HTTP/1.1; for HTTP/2 the peer's SETTINGS_MAX_CONCURRENT_STREAMS capped
+  // by the client's own limit. Changes are reported to the observer. Safe
+  // from any thread.
+  virtual int allocation_limit() const { return 1; }
+
+  // Set by the pool when it takes the connection; null before. Called once,
+  // before any exchange. The observer outlives the connection's handlers.
+  void set_observer(ConnectionObserver* observer) { observer_ = observer; }
+
+  // Starts the connection's own background work (HTTP/2: the reader and the
+  // PING timer). Runs on executor(), once, before the first exchange.
+  virtual void Start() {}
+
+  // Runs one exchange: writes `request`, reads the whole response (body
+  // bounded by `max_body_bytes`), and fails with DeadlineExceeded at
+  // `deadline`. Runs on executor(). Http1Connection: one exchange at a time;
+  // Http2Connection: up to allocation_limit() at once.
   //
   // With a `sink`, the head and body go to the sink as they arrive (the
   // result's body stays empty; `max_body_bytes` does not apply). If the sink
-  // abandons the response, at most kMaxDrainBytes of the rest are read and
-  // discarded so the connection can be reused; a longer rest closes it
-  // (call_aborted). The result is then kCancelled.
+  // abandons the response: HTTP/1.1 reads and discards at most
+  // kMaxDrainBytes of the rest so the connection can be reused (a longer
+  // rest closes it, call_aborted); HTTP/2 resets the stream. The result is
+  // then kCancelled.
   //
   // With an `abort`, CallAbort::Abort() ends the exchange promptly with
   // kCancelled: before anything was written the connection is untouched;
-  // mid-exchange it is closed (call_aborted).
-  asio::awaitable<ExchangeResult> Exchange(const Request& request,
-                                           const Http1Limits& limits,
-                                           uint64_t max_body_bytes,
-                                           absl::Time deadline,
-                                           ExchangeSink* sink = nullptr,
-                                           CallAbort* abort = nullptr);
+  // mid-exchange an HTTP/1.1 connection is closed (call_aborted) and an
+  // HTTP/2 stream is reset (the connection stays).
+  virtual asio::awaitable<ExchangeResult> Exchange(
+      const Request& request, const Http1Limits& limits,
+      uint64_t max_body_bytes, absl::Time deadline,
+      ExchangeSink* sink = nullptr, CallAbort* abort = nullptr) = 0;
 
   // How much of an abandoned response is read to keep the connection, and
   // for how long at most. Past either, closing is cheaper than draining.
   static constexpr uint64_t kMaxDrainBytes = 64 * 1024;
   static constexpr absl::Duration kMaxDrainTime = absl::Milliseconds(100);
 
-  // Health check before reuse, for an idle connection: a non-blocking peek
-  // at the socket. Unhealthy when the peer closed (EOF), reset, or sent bytes
-  // nobody asked for. Safe from any thread while no exchange runs (the pool
-  // calls it under its lock on an idle connection; it reads no state that
-  // I/O changes and consumes nothing).
+  // Health check before reuse, for an idle connection. Unhealthy when the
+  // peer closed (EOF), reset, or sent bytes nobody asked for (HTTP/1.1), or
+  // the connection stopped taking exchanges (HTTP/2: GOAWAY, dead reader).
+  // Safe from any thread while the connection is idle (the pool calls it
+  // under its lock; it consumes nothing).
   enum class Health { kHealthy, kPeerClosed, kStrayBytes };
-  Health ProbeHealth() const;
+  virtual Health ProbeHealth() const;
 
-  // Closes the socket. Runs on executor(). Idempotent.
-  void Close();
+  // Closes the connection; exchanges in progress fail. Runs on executor().
+  // Idempotent.
+  virtual void Close();
+
+ protected:
+  Transport& transport() { return *transport_; }
+  ConnectionObserver* observer() const { return observer_; }
 
  private:
-  // Reads and discards the rest of an abandoned response (see Exchange).
-  asio::awaitable<ExchangeResult> Drain(bool extra_bytes,
-                                        const Request& request);
-
   const uint64_t id_;
   const Address address_;
-  asio::ip::tcp::socket socket_;
-  const int native_fd_;
+  const std::unique_ptr<Transport> transport_;
+  const Protocol protocol_;
   std::string remote_address_;
+  std::string remote_ip_;
   uint16_t local_port_ = 0;
-  // Present only while an exchange runs, so that an idle pooled connection
-  // holds no parse state (the idle ones are the many).
-  std::optional<ResponseParser> parser_;
+  ConnectionObserver* observer_ = nullptr;
 };
 
 }  // namespace egress

@@ -13,6 +13,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
+#include "client_core/connection/http1_connection.h"
 #include "client_core/route/caching_resolver.h"
 #include "client_core/route/route_selector.h"
 #include "client_core/route/system_resolver.h"
@@ -242,7 +243,7 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   route_database_.Connected(winner->route);
 
   ConnectResult result;
-  result.connection = std::make_shared<Connection>(connection_id, address,
+  result.connection = std::make_shared<Http1Connection>(connection_id, address,
                                                    std::move(winner->socket));
   result.route = winner->route;
   result.dns_time = dns_time;

@@ -1,0 +1,250 @@
+#include "client_core/connection/http1_connection.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "asio/buffer.hpp"
+#include "asio/experimental/as_tuple.hpp"
+#include "asio/read.hpp"
+#include "asio/this_coro.hpp"
+#include "asio/use_awaitable.hpp"
+#include "asio/write.hpp"
+#include "client_core/http1/request_writer.h"
+#include "client_core/net/socket_deadline.h"
+
+namespace egress {
+namespace {
+
+constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Read buffer per exchange. Allocated only while an exchange runs so that an
+// idle pooled connection holds no buffer (idle connections are the many).
+constexpr size_t kReadChunk = 16 * 1024;
+
+}  // namespace
+
+Http1Connection::Http1Connection(uint64_t id, Address address,
+                                 std::unique_ptr<Transport> transport)
+    : Connection(id, std::move(address), std::move(transport),
+                 Protocol::kHttp11) {}
+
+Http1Connection::Http1Connection(uint64_t id, Address address,
+                                 asio::ip::tcp::socket socket)
+    : Http1Connection(id, std::move(address),
+                      std::make_unique<Transport>(std::move(socket))) {}
+
+Http1Connection::~Http1Connection() = default;
+
+asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request,
+                                                     const Http1Limits& limits,
+                                                     uint64_t max_body_bytes,
+                                                     absl::Time deadline,
+                                                     ExchangeSink* sink,
+                                                     CallAbort* abort) {
+  ExchangeResult result;
+  bool head_delivered = false;
+  const bool is_head = request.method == "HEAD";
+  parser_.emplace(limits);
+  parser_->Reset(is_head);
+  auto release_parser = absl::MakeCleanup([this] { parser_.reset(); });
+
+  SocketDeadline guard(transport().socket(), deadline, abort);
+  auto fail = [&](const asio::error_code& ec, absl::string_view during) {
+    ExchangeResult r;
+    r.request_written = result.request_written;
+    r.request_written_at = result.request_written_at;
+    r.first_byte_at = result.first_byte_at;
+    r.nothing_received = parser_->nothing_received();
+    if (guard.aborted()) {
+      r.response = absl::CancelledError(absl::StrCat(
+          "the call was cancelled while ", during, " ",
+          request.url.Redacted()));
+      r.close_reason = CloseReason::kCallAborted;
+    } else if (guard.expired()) {
+      r.response = absl::DeadlineExceededError(
+          absl::StrCat("deadline exceeded while ", during, " ",
+                       request.url.Redacted()));
+      r.close_reason = CloseReason::kCallAborted;
+    } else {
+      r.response = absl::UnavailableError(
+          absl::StrCat("connection to ", remote_address(), " failed while ",
+                       during, ": ", ec.message()));
+      r.close_reason = ec == asio::error::eof ? CloseReason::kPeerClosed
+                                              : CloseReason::kIoError;
+    }
+    return r;
+  };
+
+  if (guard.aborted()) {
+    // Cancelled before anything was written: the connection is untouched.
+    ExchangeResult r;
+    r.response = absl::CancelledError("the call was cancelled");
+    co_return r;
+  }
+  const std::string head = SerializeRequestHead(request);
+  std::array<asio::const_buffer, 2> out = {asio::buffer(head),
+                                           asio::buffer(request.body)};
+  auto [wec, wn] = co_await transport().Write(out);
+  if (wec) co_return fail(wec, "writing the request to");
+  result.request_written = true;
+  result.request_written_at = absl::Now();
+
+  std::unique_ptr<char[]> buffer(new char[kReadChunk]);
+  std::string body;
+  while (!parser_->message_complete()) {
+    // An abort that arrived between two reads cancelled nothing pending.
+    if (guard.aborted()) {
+      co_return fail(asio::error::operation_aborted, "reading the response from");
+    }
+    auto [rec, n] = co_await transport().ReadSome(
+        asio::buffer(buffer.get(), kReadChunk));
+    if (rec == asio::error::eof) {
+      absl::Status eof = parser_->FeedEof();
+      if (!eof.ok()) {
+        ExchangeResult r;
+        r.request_written = true;
+        r.nothing_received = parser_->nothing_received();
+        r.response = absl::UnavailableError(absl::StrCat(
+            "origin ", remote_address(), " for ", request.url.Redacted(), ": ",
+            eof.message()));
+        r.close_reason = CloseReason::kPeerClosed;
+        co_return r;
+      }
+      break;  // close-delimited body complete
+    }
+    if (rec) co_return fail(rec, "reading the response from");
+    if (result.first_byte_at == absl::InfinitePast()) {
+      result.first_byte_at = absl::Now();
+    }
+    absl::StatusOr<size_t> used = parser_->Feed(std::string_view(buffer.get(), n));
+    if (!used.ok()) {
+      ExchangeResult r;
+      r.request_written = true;
+      r.nothing_received = false;
+      r.response = absl::Status(
+          used.status().code(),
+          absl::StrCat("origin ", remote_address(), " for ",
+                       request.url.Redacted(), ": ", used.status().message()));
+      r.close_reason = CloseReason::kProtocolError;
+      co_return r;
+    }
+    if (sink != nullptr) {
+      bool keep_going = true;
+      if (!head_delivered && parser_->head_complete()) {
+        head_delivered = true;
+        keep_going = co_await sink->OnHead(parser_->head());
+      }
+      std::string chunk = parser_->TakeBody();
+      if (keep_going && !chunk.empty()) {
+        keep_going = co_await sink->OnBody(std::move(chunk));
+      }
+      if (!keep_going) {
+        ExchangeResult r = co_await Drain(*used < n, request);
+        r.request_written_at = result.request_written_at;
+        r.first_byte_at = result.first_byte_at;
+        co_return r;
+      }
+    } else if (parser_->body_bytes() > max_body_bytes) {
+      ExchangeResult r;
+      r.request_written = true;
+      r.response = absl::ResourceExhaustedError(absl::StrCat(
+          "response body of ", request.url.Redacted(), " exceeds ",
+          max_body_bytes, " bytes (max_response_body_bytes); use FetchStream for large bodies"));
+      r.close_reason = CloseReason::kCallAborted;
+      co_return r;
+    }
+    if (sink == nullptr) body += parser_->TakeBody();
+    if (*used < n) {
+      // Bytes after the response: the origin sent more than one response
+      // for one request (or garbage). The response is fine; the connection
+      // is not.
+      result.close_reason = CloseReason::kProtocolError;
+      break;
+    }
+  }
+  if (sink == nullptr) {
+    body += parser_->TakeBody();
+  } else {
+    bool keep_going = true;
+    if (!head_delivered) {  // e.g. a HEAD or 204 completed in one read
+      head_delivered = true;
+      keep_going = co_await sink->OnHead(parser_->head());
+    }
+    std::string chunk = parser_->TakeBody();
+    if (keep_going && !chunk.empty()) co_await sink->OnBody(std::move(chunk));
+  }
+
+  const ResponseHead& h = parser_->head();
+  Response response;
+  response.status_code = h.status_code;
+  response.reason = h.reason;
+  response.headers = h.headers;
+  response.body = std::move(body);
+  response.trailers = parser_->trailers();
+  response.protocol = "http/1.1";
+  if (!result.close_reason && !parser_->KeepAlive()) {
+    result.close_reason = CloseReason::kConnectionClose;
+  }
+  if (!result.close_reason) {
+    for (const HeaderField& field : request.headers) {
+      if (IsConnectionClose(field)) {
+        result.close_reason = CloseReason::kConnectionClose;
+        break;
+      }
+    }
+  }
+  result.response = std::move(response);
+  result.completed = true;
+  co_return result;
+}
+
+}  // namespace egress
+
+namespace egress {
+
+asio::awaitable<ExchangeResult> Http1Connection::Drain(bool extra_bytes,
+                                                  const Request& request) {
+  ExchangeResult r;
+  r.request_written = true;
+  r.response = absl::CancelledError(absl::StrCat(
+      "the consumer abandoned the response of ", request.url.Redacted()));
+  if (extra_bytes) {
+    r.close_reason = CloseReason::kProtocolError;
+    co_return r;
+  }
+  // A short rest is cheaper to read than a new connection is to open.
+  SocketDeadline guard(transport().socket(), absl::Now() + kMaxDrainTime);
+  const uint64_t limit = parser_->body_bytes() + kMaxDrainBytes;
+  std::unique_ptr<char[]> buffer(new char[kReadChunk]);
+  while (!parser_->message_complete()) {
+    if (parser_->body_bytes() > limit) {
+      r.close_reason = CloseReason::kCallAborted;
+      co_return r;
+    }
+    auto [ec, n] = co_await transport().ReadSome(
+        asio::buffer(buffer.get(), kReadChunk));
+    if (ec) {
+      r.close_reason = CloseReason::kCallAborted;
+      co_return r;
+    }
+    absl::StatusOr<size_t> used =
+        parser_->Feed(std::string_view(buffer.get(), n));
+    parser_->TakeBody();
+    if (!used.ok() || *used < n) {
+      r.close_reason = CloseReason::kProtocolError;
+      co_return r;
+    }
+  }
+  r.completed = true;
+  if (!parser_->KeepAlive()) r.close_reason = CloseReason::kConnectionClose;
+  co_return r;
+}
+
+}  // namespace egress

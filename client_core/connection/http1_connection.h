@@ -1,0 +1,42 @@
+// Http1Connection: a Connection speaking HTTP/1.1, one exchange at a time,
+// with egressd's own codec (http1/). See connection.h for the contract.
+//
+// Threading: confined to executor(), except ProbeHealth (any thread, idle).
+#ifndef EGRESS_CLIENT_CORE_CONNECTION_HTTP1_CONNECTION_H_
+#define EGRESS_CLIENT_CORE_CONNECTION_HTTP1_CONNECTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "client_core/connection/connection.h"
+#include "client_core/http1/response_parser.h"
+
+namespace egress {
+
+class Http1Connection final : public Connection {
+ public:
+  Http1Connection(uint64_t id, Address address,
+                  std::unique_ptr<Transport> transport);
+  // Cleartext over `socket` (tests and benchmarks).
+  Http1Connection(uint64_t id, Address address, asio::ip::tcp::socket socket);
+  ~Http1Connection() override;
+
+  asio::awaitable<ExchangeResult> Exchange(
+      const Request& request, const Http1Limits& limits,
+      uint64_t max_body_bytes, absl::Time deadline,
+      ExchangeSink* sink = nullptr, CallAbort* abort = nullptr) override;
+
+ private:
+  // Reads and discards the rest of an abandoned response (see Exchange).
+  asio::awaitable<ExchangeResult> Drain(bool extra_bytes,
+                                        const Request& request);
+
+  // Present only while an exchange runs, so that an idle pooled connection
+  // holds no parse state (the idle ones are the many).
+  std::optional<ResponseParser> parser_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_CLIENT_CORE_CONNECTION_HTTP1_CONNECTION_H_
