@@ -14,6 +14,7 @@
 #include "asio/use_awaitable.hpp"
 #include "client_core/connection/connector.h"
 #include "client_core/http1/request_writer.h"
+#include "client_core/http2/http2_connection.h"
 
 namespace egress {
 namespace {
@@ -272,10 +273,29 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
   co_return result;
 }
 
+asio::awaitable<absl::Status> HttpClient::PingOn(
+    std::shared_ptr<Connection> connection) {
+  auto* h2 = static_cast<Http2Connection*>(connection.get());
+  const absl::Duration timeout = options_.connector.http2.ping_timeout;
+  asio::any_io_executor here = co_await asio::this_coro::executor;
+  if (connection->executor() == here) {
+    absl::Status status = co_await h2->Ping(timeout);
+    co_return status;
+  }
+  auto ping = [connection, h2, timeout]() -> asio::awaitable<absl::Status> {
+    absl::Status status = co_await h2->Ping(timeout);
+    co_return status;
+  };
+  absl::Status status =
+      co_await asio::co_spawn(connection->executor(), ping, asio::use_awaitable);
+  co_return status;
+}
+
 asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
     Request request, Address address, Lease idle, absl::Time started,
     std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort) {
   CallTiming timing;
+  bool allow_idle = true;
   for (int attempt = 0;; ++attempt) {
     Lease lease;
     if (abort->aborted()) {
@@ -285,9 +305,8 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
     if (attempt == 0 && idle.connection) {
       lease = std::move(idle);
     } else {
-      // A retry after a stale connection wants a fresh one.
-      absl::StatusOr<Lease> acquired = co_await pool_->Acquire(
-          address, request.deadline, /*allow_idle=*/attempt == 0);
+      absl::StatusOr<Lease> acquired =
+          co_await pool_->Acquire(address, request.deadline, allow_idle);
       if (!acquired.ok()) co_return acquired.status();
       lease = *std::move(acquired);
       timing.queue_wait += lease.queue_wait;
@@ -301,14 +320,29 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
       }
       timing.dns += connected->dns_time;
       timing.connect += connected->connect_time;
-      lease.connection = std::move(connected->connection);
-      lease.reused = false;
-      if (!pool_->AddConnected(lease.connection)) {
-        lease.connection->Close();
+      timing.tls += connected->tls_time;
+      // A multiplexed connection may lose to one another call opened
+      // meanwhile: the pool says which one this call uses.
+      lease.connection = pool_->AddConnected(connected->connection);
+      if (lease.connection == nullptr) {
+        connected->connection->Close();
         co_return absl::CancelledError("egressd is shutting down");
       }
+      lease.reused = lease.connection != connected->connection;
     }
     const std::shared_ptr<Connection> connection = lease.connection;
+    if (connection->multiplexed() && lease.idle_for > absl::ZeroDuration() &&
+        lease.idle_for >=
+            options_.connector.http2.ping_before_reuse_after_idle) {
+      // An HTTP/2 connection idle for long may sit behind a NAT that forgot
+      // it; a PING finds out before a request is lost on it.
+      absl::Status alive = co_await PingOn(connection);
+      if (!alive.ok()) {
+        pool_->Release(connection, false, CloseReason::kPingTimeout);
+        if (attempt + 1 < kMaxAttempts) continue;
+        co_return alive;
+      }
+    }
     timing.connection_acquired = absl::Now() - started;
     std::optional<StreamCall::Sink> sink;
     if (stream != nullptr) {
@@ -323,11 +357,21 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
     pool_->Release(connection, result.completed, result.close_reason);
 
     if (!result.response.ok()) {
+      // HTTP/2 said the request was not processed (REFUSED_STREAM, above a
+      // GOAWAY's last stream): safe to retry whatever the method.
+      if (result.not_processed && attempt + 1 < kMaxAttempts &&
+          !abort->aborted()) {
+        allow_idle = true;
+        continue;
+      }
       const bool stale_connection =
           lease.reused && result.nothing_received &&
           absl::IsUnavailable(result.response.status());
       const bool safe = !result.request_written || IsIdempotent(request.method);
-      if (attempt == 0 && stale_connection && safe) continue;
+      if (attempt == 0 && stale_connection && safe) {
+        allow_idle = false;  // a retry after a stale connection wants a fresh one
+        continue;
+      }
       co_return result.response.status();
     }
     Response& response = *result.response;

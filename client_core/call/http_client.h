@@ -11,6 +11,12 @@
 // (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), the call is retried once on a
 // fresh connection, and the caller never sees the stale connection's error.
 //
+// HTTP/2: a stream the peer did not process (REFUSED_STREAM, or above a
+// GOAWAY's last-stream-id) is retried on another stream, whatever the
+// method, up to kMaxAttempts in all. A connection idle longer than
+// Http2Options::ping_before_reuse_after_idle is PINGed first; no PONG closes
+// it (ping_timeout) and the call moves on.
+//
 // Limits: the pool's in-flight limits reject a call at once, its connection
 // limits make it wait in a bounded queue (see pool.h); both with
 // kResourceExhausted naming the limit.
@@ -170,6 +176,11 @@ class HttpClient {
   asio::awaitable<ExchangeResult> ExchangeOn(
       std::shared_ptr<Connection> connection, const Request& request,
       ExchangeSink* sink, CallAbort* abort);
+  // PINGs an HTTP/2 connection on its own event loop (http2_options.h).
+  asio::awaitable<absl::Status> PingOn(std::shared_ptr<Connection> connection);
+  // Attempts per call: the first, plus retries of the safe kinds (stale
+  // keep-alive connection once; HTTP/2 streams the peer did not process).
+  static constexpr int kMaxAttempts = 3;
   void CallEnded();
   void Count(const absl::StatusOr<Response>& result)
       ABSL_LOCKS_EXCLUDED(totals_mu_);

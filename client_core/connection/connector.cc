@@ -14,6 +14,7 @@
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
 #include "client_core/connection/http1_connection.h"
+#include "client_core/http2/http2_connection.h"
 #include "client_core/route/caching_resolver.h"
 #include "client_core/route/route_selector.h"
 #include "client_core/route/system_resolver.h"
@@ -77,11 +78,21 @@ Connector::Connector(const ConnectorOptions& options,
     : options_(options),
       resolver_(resolver != nullptr ? std::move(resolver)
                                     : MakeDefaultResolver(options.resolver)),
+      tls_(options.tls != nullptr ? options.tls
+                                  : std::shared_ptr<TlsClient>(
+                                        TlsClient::Create(DestinationRules())
+                                            .value())),
       route_database_(options.failed_route_expiry) {}
 
 asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     const Address& address, uint64_t connection_id, absl::Time deadline) {
   asio::any_io_executor executor = co_await asio::this_coro::executor;
+  const DestinationOptions& destination = tls_->rules().For(address.host);
+  if (address.scheme == "http" && !destination.allow_cleartext) {
+    co_return absl::PermissionDeniedError(absl::StrCat(
+        "cleartext http:// to '", address.host,
+        "' is not allowed by its destination rule (allow_cleartext: false)"));
+  }
   const absl::Time dns_start = absl::Now();
   if (dns_start >= deadline) {
     co_return absl::DeadlineExceededError(absl::StrCat(
@@ -243,12 +254,36 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   route_database_.Connected(winner->route);
 
   ConnectResult result;
-  result.connection = std::make_shared<Http1Connection>(connection_id, address,
-                                                   std::move(winner->socket));
   result.route = winner->route;
   result.dns_time = dns_time;
   result.connect_time = now - connect_start;
   result.attempts = static_cast<int>(attempts.size());
+
+  // 5. TLS, and the protocol.
+  std::unique_ptr<Transport> transport;
+  Protocol protocol = Protocol::kHttp11;
+  if (address.scheme == "https") {
+    absl::StatusOr<TlsClient::Handshaken> handshaken = co_await tls_->Handshake(
+        std::move(winner->socket), address,
+        EndpointToString(winner->route.endpoint), deadline);
+    if (!handshaken.ok()) co_return handshaken.status();
+    transport = std::move(handshaken->transport);
+    result.tls_time = handshaken->handshake_time;
+    if (transport->tls_info()->alpn == "h2") protocol = Protocol::kHttp2;
+  } else {
+    transport = std::make_unique<Transport>(std::move(winner->socket));
+    if (destination.protocols == HttpProtocols::kHttp2) {
+      protocol = Protocol::kHttp2;  // h2c with prior knowledge
+    }
+  }
+  if (protocol == Protocol::kHttp2) {
+    result.connection = std::make_shared<Http2Connection>(
+        connection_id, address, std::move(transport), options_.http2);
+  } else {
+    result.connection = std::make_shared<Http1Connection>(
+        connection_id, address, std::move(transport));
+  }
+  result.connection->Start();
   co_return result;
 }
 

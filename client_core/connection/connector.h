@@ -10,7 +10,10 @@
 //      route; start the next one every `fallback_delay` while earlier attempts
 //      are still pending, and at once when an attempt fails. The first attempt
 //      to connect wins; the others are cancelled and their sockets closed.
-//   4. Record the outcome in the RouteDatabase: a route whose attempt failed
+//   4. For https, the TLS handshake (TlsClient: verification, ALPN,
+//      resumption); the protocol is HTTP/2 when ALPN selected h2, or for
+//      http when the destination asks for h2c with prior knowledge.
+//   5. Record the outcome in the RouteDatabase: a route whose attempt failed
 //      or timed out is failed; so is one that was still pending when a route
 //      started after it won (it had a head start of at least one fallback
 //      delay and lost: RFC 8305 section 5 would prefer the winner next time
@@ -32,10 +35,12 @@
 #include "asio/awaitable.hpp"
 #include "client_core/connection/address.h"
 #include "client_core/connection/connection.h"
+#include "client_core/http2/http2_options.h"
 #include "client_core/policy/egress_policy.h"
 #include "client_core/route/resolver.h"
 #include "client_core/route/route.h"
 #include "client_core/route/route_database.h"
+#include "client_core/tls/tls_client.h"
 
 namespace egress {
 
@@ -56,6 +61,12 @@ struct ConnectorOptions {
   // Judges every resolved address before it is dialled; null allows all
   // (client_core's default; egressd always sets one).
   std::shared_ptr<const EgressPolicy> policy;
+  // TLS and protocol choice per destination; null: every destination gets
+  // the defaults (verification against the system trust store, modern TLS,
+  // ALPN h2 + http/1.1).
+  std::shared_ptr<TlsClient> tls;
+  // How HTTP/2 connections run.
+  Http2Options http2;
 };
 
 struct ConnectResult {
@@ -65,8 +76,10 @@ struct ConnectResult {
   // Time spent resolving (zero for an IP literal or a cached answer's
   // near-zero).
   absl::Duration dns_time;
-  // From the first attempt's start until the winner connected.
+  // From the first attempt's start until the winner connected (TCP).
   absl::Duration connect_time;
+  // The TLS handshake (zero for cleartext).
+  absl::Duration tls_time;
   // Attempts started (1 when the first route connected before the fallback
   // delay).
   int attempts = 0;
@@ -85,11 +98,13 @@ class Connector {
   // `address` must stay valid until the returned awaitable completes.
   // Errors:
   //   - kPermissionDenied: the egress policy denied every resolved address
-  //     (the first denial, naming its rule);
+  //     (the first denial, naming its rule), or the destination does not
+  //     allow cleartext and the scheme is http;
   //   - kUnavailable: the resolver's error ("DNS lookup of 'x' failed: ...",
   //     "... found no address", "no static address for host 'x'"), or every
   //     route failed: "connect to http://h:80 failed: 1.2.3.4:80: Connection
-  //     refused; 1.2.3.5:80: timed out";
+  //     refused; 1.2.3.5:80: timed out", or the TLS handshake failed
+  //     (tls_client.h);
   //   - kDeadlineExceeded: `deadline` passed first, while resolving ("DNS
   //     lookup of 'x' timed out after ...") or connecting ("deadline exceeded
   //     while connecting to http://h:80 (...failures so far...)").
@@ -100,10 +115,12 @@ class Connector {
   RouteDatabase& route_database() { return route_database_; }
   Resolver& resolver() { return *resolver_; }
   const ConnectorOptions& options() const { return options_; }
+  TlsClient& tls() { return *tls_; }
 
  private:
   const ConnectorOptions options_;
   const std::shared_ptr<Resolver> resolver_;
+  const std::shared_ptr<TlsClient> tls_;
   RouteDatabase route_database_;
 };
 

@@ -112,6 +112,7 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
   while (true) {
     Entry* entry = nullptr;
     bool check = false;
+    absl::Duration idle_for;
     Effects effects;
     {
       MutexLock lock(&mu_);
@@ -119,6 +120,12 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
       auto it = addresses_.find(address);
       if (it == addresses_.end()) return {};
       AddressState* state = it->get();
+      if (Entry* busy = MultiplexedWithRoom(state)) {
+        // A stream on a connection in use: it is alive (its reader would
+        // have reported otherwise), so no probe.
+        ++busy->allocations;
+        return {busy->connection, true, {}, {}};
+      }
       entry = state->idle_top;
       if (entry == nullptr) return {};
       UnmarkIdle(entry);
@@ -131,7 +138,10 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
         entry->allocations = 1;
         in_use_.emplace(entry->connection.get(), entry);
         ++in_use_count_;
-        if (!check) return {entry->connection, entry->success_count > 0, {}};
+        idle_for = FromSteady(now - entry->idle_since);
+        if (!check) {
+          return {entry->connection, entry->success_count > 0, {}, idle_for};
+        }
       }
     }
     if (!effects.closing.empty()) {
@@ -141,7 +151,7 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
     const Connection::Health health = entry->connection->ProbeHealth();
     if (health == Connection::Health::kHealthy) {
       MutexLock lock(&mu_);
-      return {entry->connection, entry->success_count > 0, {}};
+      return {entry->connection, entry->success_count > 0, {}, idle_for};
     }
     {
       MutexLock lock(&mu_);
@@ -172,7 +182,11 @@ asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
     MutexLock lock(&mu_);
     if (shutdown_) co_return absl::CancelledError("egressd is shutting down");
     AddressState& state = StateFor(address);
-    if (HasConnectionRoom(state)) {
+    // An HTTP/2 origin with a connection on the way: wait for its streams
+    // rather than open a connection per call.
+    const bool await_multiplexed =
+        state.multiplexed_hint && state.connecting_count > 0;
+    if (!await_multiplexed && HasConnectionRoom(state)) {
       ++state.connecting_count;
       ++connecting_count_;
       co_return Lease{};
@@ -247,9 +261,13 @@ asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
   co_return granted;
 }
 
-bool ConnectionPool::AddConnected(std::shared_ptr<Connection> connection) {
+std::shared_ptr<Connection> ConnectionPool::AddConnected(
+    std::shared_ptr<Connection> connection) {
   const uint64_t id = connection->id();
   const Address address = connection->address();
+  std::shared_ptr<Connection> use;
+  Effects effects;
+  bool opened = false;
   {
     MutexLock lock(&mu_);
     AddressState& state = StateFor(address);
@@ -257,22 +275,54 @@ bool ConnectionPool::AddConnected(std::shared_ptr<Connection> connection) {
     --connecting_count_;
     if (shutdown_) {
       MaybeForget(&state);
-      return false;
+      return nullptr;
     }
-    auto entry = std::make_unique<Entry>();
-    ++state.connection_count;
-    entry->address_state = &state;
-    entry->connection = std::move(connection);
-    entry->allocations = 1;
-    entry->created = std::chrono::steady_clock::now();
-    entry->created_wall = absl::Now();
-    in_use_.emplace(entry->connection.get(), entry.get());
-    ++in_use_count_;
-    ++connections_opened_;
-    entries_.emplace(id, std::move(entry));
+    const auto now = std::chrono::steady_clock::now();
+    if (connection->multiplexed()) {
+      state.multiplexed_hint = true;
+      if (Entry* existing = MultiplexedWithRoom(&state)) {
+        // Another call's connection got here first: one multiplexed
+        // connection serves them all.
+        ++existing->allocations;
+        ++closed_by_reason_[ReasonIndex(CloseReason::kDuplicate)];
+        effects.closing.push_back({connection, CloseReason::kDuplicate});
+        ++connections_opened_;
+        use = existing->connection;
+        opened = true;
+        GrantFreedSlots(&state, &effects);
+      }
+    }
+    if (use == nullptr) {
+      auto entry = std::make_unique<Entry>();
+      ++state.connection_count;
+      entry->address_state = &state;
+      entry->connection = connection;
+      entry->allocations = 1;
+      entry->multiplexed = connection->multiplexed();
+      entry->allocation_limit =
+          entry->multiplexed ? std::max(1, connection->allocation_limit()) : 1;
+      entry->created = now;
+      entry->created_wall = absl::Now();
+      in_use_.emplace(entry->connection.get(), entry.get());
+      ++in_use_count_;
+      ++connections_opened_;
+      Entry* added = entry.get();
+      entries_.emplace(id, std::move(entry));
+      if (added->multiplexed) {
+        state.multiplexed.push_back(added);
+        connection->set_observer(this);
+        GrantStreams(added, now, &effects);
+      }
+      // Calls that waited for this connection and did not fit on it may
+      // now connect (the hint no longer holds them back).
+      GrantFreedSlots(&state, &effects);
+      use = std::move(connection);
+      opened = true;
+    }
   }
-  if (listener_ != nullptr) listener_->OnConnectionOpened(id, address);
-  return true;
+  if (opened && listener_ != nullptr) listener_->OnConnectionOpened(id, address);
+  if (!effects.empty()) Apply(std::move(effects));
+  return use;
 }
 
 void ConnectionPool::ConnectFailed(const Address& address) {
@@ -308,51 +358,69 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
     }
     AddressState* state = entry->address_state;
     const auto now = std::chrono::steady_clock::now();
-    entry->allocations = 0;
+    entry->allocations = std::max(0, entry->allocations - 1);
     entry->last_used = now;
     if (succeeded) {
       ++entry->success_count;
       ++state->requests_served;
     }
-    if (shutdown_) close_reason = CloseReason::kShutdown;
-    // A leaked allocation's connection is counted as leaked however its
-    // exchange ended: that is what the operator needs to see.
-    if (entry->no_new_exchanges == CloseReason::kLeaked && !shutdown_) {
-      close_reason = CloseReason::kLeaked;
-    }
-    if (!close_reason && entry->no_new_exchanges) {
-      close_reason = entry->no_new_exchanges;
-    }
-    if (!close_reason && PastLifetime(*entry, now)) {
-      close_reason = CloseReason::kMaxLifetime;
-    }
-    if (close_reason) {
-      --in_use_count_;
-      Remove(entry, *close_reason, &effects);
-      GrantFreedSlots(state, &effects);
-      MaybeForget(state);
-    } else if (std::shared_ptr<Waiter> waiter =
-                   state->queued_count > 0 ? PopWaiter(state) : nullptr) {
-      // Handed straight to a pending call: it stays in use.
-      entry->allocations = 1;
-      if (in_use == in_use_.end()) {
-        in_use_.emplace(entry->connection.get(), entry);
-      }
-      Lease lease{entry->connection, true, FromSteady(now - waiter->enqueued)};
-      effects.grants.push_back({std::move(waiter), std::move(lease)});
+    if (entry->allocations > 0 && !close_reason) {
+      // A multiplexed connection still carrying other streams: the freed
+      // stream goes to a pending call, if any.
+      GrantStreams(entry, now, &effects);
     } else {
-      if (in_use != in_use_.end()) in_use_.erase(in_use);
-      --in_use_count_;
-      MarkIdle(entry, now);
-      if (listener_ != nullptr) {
-        effects.went_idle.emplace(entry->connection->id(), state->address);
-      }
-      EnforceIdleLimits(state, &effects);
-      MaybeForget(state);
-      ScheduleCleanup();
+      ReleaseLast(entry, in_use, close_reason, now, &effects);
     }
   }
   if (!effects.empty()) Apply(std::move(effects));
+}
+
+void ConnectionPool::ReleaseLast(
+    Entry* entry,
+    absl::flat_hash_map<const Connection*, Entry*>::iterator in_use,
+    std::optional<CloseReason> close_reason, SteadyTime now,
+    Effects* effects_out) {
+  Effects& effects = *effects_out;
+  AddressState* state = entry->address_state;
+  if (shutdown_) close_reason = CloseReason::kShutdown;
+  // A leaked allocation's connection is counted as leaked however its
+  // exchange ended: that is what the operator needs to see.
+  if (entry->no_new_exchanges == CloseReason::kLeaked && !shutdown_) {
+    close_reason = CloseReason::kLeaked;
+  }
+  if (!close_reason && entry->no_new_exchanges) {
+    close_reason = entry->no_new_exchanges;
+  }
+  if (!close_reason && PastLifetime(*entry, now)) {
+    close_reason = CloseReason::kMaxLifetime;
+  }
+  if (close_reason) {
+    --in_use_count_;
+    Remove(entry, *close_reason, &effects);
+    GrantFreedSlots(state, &effects);
+    MaybeForget(state);
+  } else if (std::shared_ptr<Waiter> waiter =
+                 state->queued_count > 0 ? PopWaiter(state) : nullptr) {
+    // Handed straight to a pending call: it stays in use.
+    entry->allocations = 1;
+    if (in_use == in_use_.end()) {
+      in_use_.emplace(entry->connection.get(), entry);
+    }
+    Lease lease{entry->connection, true, FromSteady(now - waiter->enqueued),
+                {}};
+    effects.grants.push_back({std::move(waiter), std::move(lease)});
+    if (entry->multiplexed) GrantStreams(entry, now, &effects);
+  } else {
+    if (in_use != in_use_.end()) in_use_.erase(in_use);
+    --in_use_count_;
+    MarkIdle(entry, now);
+    if (listener_ != nullptr) {
+      effects.went_idle.emplace(entry->connection->id(), state->address);
+    }
+    EnforceIdleLimits(state, &effects);
+    MaybeForget(state);
+    ScheduleCleanup();
+  }
 }
 
 size_t ConnectionPool::EvictIdle(const std::optional<Address>& address) {
@@ -460,10 +528,36 @@ void ConnectionPool::Shutdown(bool close_in_use) {
 
 void ConnectionPool::MarkNoNewExchanges(uint64_t connection_id,
                                         CloseReason reason) {
-  MutexLock lock(&mu_);
-  auto it = entries_.find(connection_id);
-  if (it == entries_.end() || it->second->no_new_exchanges) return;
-  it->second->no_new_exchanges = reason;
+  Effects effects;
+  {
+    MutexLock lock(&mu_);
+    auto it = entries_.find(connection_id);
+    if (it == entries_.end() || it->second->no_new_exchanges) return;
+    Entry* entry = it->second.get();
+    entry->no_new_exchanges = reason;
+    if (!entry->idle) return;
+    AddressState* state = entry->address_state;
+    UnmarkIdle(entry);
+    Remove(entry, reason, &effects);
+    GrantFreedSlots(state, &effects);
+    MaybeForget(state);
+  }
+  Apply(std::move(effects));
+}
+
+void ConnectionPool::OnAllocationLimitChanged(uint64_t connection_id) {
+  Effects effects;
+  {
+    MutexLock lock(&mu_);
+    auto it = entries_.find(connection_id);
+    if (it == entries_.end()) return;
+    Entry* entry = it->second.get();
+    entry->allocation_limit = std::max(1, entry->connection->allocation_limit());
+    if (entry->allocations > 0) {
+      GrantStreams(entry, std::chrono::steady_clock::now(), &effects);
+    }
+  }
+  Apply(std::move(effects));
 }
 
 size_t ConnectionPool::InUseCount() const {
@@ -501,7 +595,22 @@ PoolSnapshot ConnectionPool::Snapshot() const {
     counts.pending_count = state.pending_count;
     counts.requests_in_flight = state.requests_in_flight;
     counts.requests_served = state.requests_served;
+    counts.http2_count = static_cast<uint32_t>(state.multiplexed.size());
     snapshot.addresses.push_back(std::move(counts));
+  }
+  // Allocations per address: a pass over the connections (a snapshot is
+  // rare; the hot paths keep no per-address sum).
+  absl::flat_hash_map<const AddressState*, uint32_t> allocations;
+  for (const auto& [id, entry] : entries_) {
+    if (entry->allocations > 0) {
+      allocations[entry->address_state] += entry->allocations;
+    }
+  }
+  for (PoolSnapshot::AddressCounts& counts : snapshot.addresses) {
+    auto it = addresses_.find(counts.address);
+    if (it == addresses_.end()) continue;
+    auto a = allocations.find(it->get());
+    if (a != allocations.end()) counts.allocations = a->second;
   }
   std::sort(snapshot.addresses.begin(), snapshot.addresses.end(),
             [](const auto& a, const auto& b) {
@@ -544,6 +653,9 @@ std::vector<ConnectionSnapshot> ConnectionPool::ListConnections(
     s.idle_since = e.idle ? wall_now - FromSteady(steady_now - e.idle_since)
                           : absl::InfinitePast();
     s.allocations = e.allocations;
+    s.allocation_limit = e.allocation_limit;
+    s.protocol = e.connection->protocol();
+    s.connection = e.connection;
     s.success_count = e.success_count;
     if (e.no_new_exchanges) {
       s.no_new_exchanges_reason = std::string(CloseReasonName(*e.no_new_exchanges));
@@ -650,6 +762,32 @@ void ConnectionPool::GrantFreedSlots(AddressState* state, Effects* effects) {
   }
 }
 
+ConnectionPool::Entry* ConnectionPool::MultiplexedWithRoom(
+    AddressState* state) {
+  for (Entry* entry : state->multiplexed) {
+    if (entry->allocations > 0 && !entry->no_new_exchanges &&
+        entry->allocations < entry->allocation_limit) {
+      return entry;
+    }
+  }
+  return nullptr;
+}
+
+void ConnectionPool::GrantStreams(Entry* entry, SteadyTime now,
+                                  Effects* effects) {
+  if (!entry->multiplexed || entry->no_new_exchanges || shutdown_) return;
+  AddressState* state = entry->address_state;
+  while (entry->allocations < entry->allocation_limit &&
+         state->queued_count > 0) {
+    std::shared_ptr<Waiter> waiter = PopWaiter(state);
+    if (waiter == nullptr) break;
+    ++entry->allocations;
+    Lease lease{entry->connection, true, FromSteady(now - waiter->enqueued),
+                {}};
+    effects->grants.push_back({std::move(waiter), std::move(lease)});
+  }
+}
+
 bool ConnectionPool::PastLifetime(const Entry& entry, SteadyTime now) const {
   return max_lifetime_ != std::chrono::steady_clock::duration::zero() &&
          now - entry.created >= max_lifetime_;
@@ -711,7 +849,12 @@ void ConnectionPool::Remove(Entry* entry, CloseReason reason,
                             Effects* effects) {
   ++closed_by_reason_[ReasonIndex(reason)];
   effects->closing.push_back({entry->connection, reason});
-  --entry->address_state->connection_count;
+  AddressState* state = entry->address_state;
+  --state->connection_count;
+  if (entry->multiplexed) {
+    auto& list = state->multiplexed;
+    list.erase(std::remove(list.begin(), list.end(), entry), list.end());
+  }
   in_use_.erase(entry->connection.get());
   entries_.erase(entry->connection->id());
 }

@@ -3,7 +3,9 @@
 //
 // Vocabulary:
 //   - An *allocation* is a call's claim on a connection for one exchange. An
-//     HTTP/1.1 connection carries at most one allocation at a time.
+//     HTTP/1.1 connection carries at most one allocation at a time; an
+//     HTTP/2 (multiplexed) one up to its allocation_limit() (the peer's
+//     SETTINGS_MAX_CONCURRENT_STREAMS, capped by the client), updated live.
 //   - A connection is *in use* while it has an allocation, and *idle*
 //     otherwise. A *connecting* slot is a connection being opened by a call;
 //     it counts against the connection limits like an open one.
@@ -24,6 +26,15 @@
 // newest keeps the hot set small, lets the surplus age out under keep-alive
 // (so the pool shrinks after a burst), and favours the connection least
 // likely to have been closed by the origin in the meantime.
+//
+// Multiplexing: a call takes a stream on an in-use HTTP/2 connection of its
+// address that has room before it takes an idle connection, so streams
+// gather on few connections and the rest age out. When every HTTP/2
+// connection of an address is full, the call opens another (within the
+// connection limits) rather than queue without end. While a connection to an
+// address known to speak HTTP/2 is being opened, further calls wait for it
+// instead of each opening their own; and when two calls did open one each,
+// AddConnected keeps the first and closes the other (reason duplicate).
 //
 // Limits (OkHttp's Dispatcher, Envoy's circuit breakers): calls in flight
 // (total and per address) overflow at once; connections (total and per
@@ -110,9 +121,14 @@ struct ConnectionSnapshot {
   absl::Time last_used;  // last allocation released (created if never)
   absl::Time idle_since;  // InfinitePast while in use
   int allocations = 0;
+  int allocation_limit = 1;
   uint64_t success_count = 0;
   // Empty unless the connection takes no new exchanges.
   std::string no_new_exchanges_reason;
+  Protocol protocol = Protocol::kHttp11;
+  // For details only the connection knows (tls_info(), HTTP/2 stream
+  // counts); read-only and thread-safe accessors only.
+  std::shared_ptr<const Connection> connection;
 };
 
 // A consistent copy of the pool's counters, for PoolStats.
@@ -126,6 +142,9 @@ struct PoolSnapshot {
     uint32_t pending_count = 0;
     uint32_t requests_in_flight = 0;
     uint64_t requests_served = 0;
+    uint32_t http2_count = 0;
+    // Exchanges running on the address's connections (streams, for HTTP/2).
+    uint32_t allocations = 0;
   };
   uint32_t connection_count = 0;
   uint32_t idle_count = 0;
@@ -154,9 +173,12 @@ struct Lease {
   bool may_connect() const { return connection == nullptr; }
   // Time spent in the pending queue.
   absl::Duration queue_wait;
+  // How long the connection was idle before this lease (zero when it was
+  // in use: a stream on a busy HTTP/2 connection, or a hand-over).
+  absl::Duration idle_for;
 };
 
-class ConnectionPool {
+class ConnectionPool : public ConnectionObserver {
  public:
   // `cleanup_executor` runs the eviction timer. `listener` may be null and
   // must outlive the pool.
@@ -195,10 +217,16 @@ class ConnectionPool {
                                                  bool allow_idle = true)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Ends a connecting slot with the connection that was opened, allocated
-  // to the caller. False when the pool is shut down: the caller closes it.
-  bool AddConnected(std::shared_ptr<Connection> connection)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends a connecting slot with the connection that was opened and returns
+  // the connection the caller must use, allocated to it: normally
+  // `connection`; for a multiplexed one, an existing multiplexed connection
+  // of the same address with room, if another call opened one meanwhile
+  // (`connection` is then closed, reason duplicate). Pending calls of the
+  // address get streams on a new multiplexed connection at once. Null when
+  // the pool is shut down: the caller closes `connection`. Runs on the
+  // connection's executor (the pool sets itself as its observer).
+  std::shared_ptr<Connection> AddConnected(
+      std::shared_ptr<Connection> connection) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends a connecting slot whose connect failed.
   void ConnectFailed(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -227,11 +255,19 @@ class ConnectionPool {
   // exchanges. Idempotent.
   void Shutdown(bool close_in_use) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The connection takes no new exchanges from now on, for `reason` (it is
-  // closed with that reason when released). No-op for an unknown id or a
-  // connection already marked.
+  // The connection takes no new exchanges from now on, for `reason`: closed
+  // at once if idle, else with that reason when its last allocation is
+  // released. No-op for an unknown id or a connection already marked.
   void MarkNoNewExchanges(uint64_t connection_id, CloseReason reason)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // ConnectionObserver: HTTP/2 connections report SETTINGS and GOAWAY.
+  void OnAllocationLimitChanged(uint64_t connection_id) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnNoNewExchanges(uint64_t connection_id, CloseReason reason) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    MarkNoNewExchanges(connection_id, reason);
+  }
 
   // Number of connections allocated to calls right now.
   size_t InUseCount() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -257,6 +293,10 @@ class ConnectionPool {
     std::shared_ptr<Connection> connection;
     AddressState* address_state = nullptr;
     int allocations = 0;
+    // 1 for HTTP/1.1; the connection's allocation_limit() for HTTP/2, as
+    // last reported.
+    int allocation_limit = 1;
+    bool multiplexed = false;
     bool idle = false;
     // Set once; the connection finishes what it carries and closes.
     std::optional<CloseReason> no_new_exchanges;
@@ -295,6 +335,9 @@ class ConnectionPool {
     // waiters.size(), live or not.
     uint32_t queued_count = 0;
     uint64_t requests_served = 0;
+    // A connection of this address spoke HTTP/2: while one is connecting,
+    // further calls wait for it rather than open their own.
+    bool multiplexed_hint = false;
     // The key: port, then scheme and host bytes back to back (when they fit
     // in `key`; otherwise `address` is compared).
     uint16_t port = 0;
@@ -309,6 +352,8 @@ class ConnectionPool {
     // are skipped when popped. `pending_count` counts the live ones.
     // (A list: a deque would allocate its first block for every address.)
     std::list<std::shared_ptr<Waiter>> waiters;
+    // The address's open multiplexed connections (few: usually one).
+    std::vector<Entry*> multiplexed;
 
     bool Matches(const Address& a) const;
   };
@@ -382,6 +427,22 @@ class ConnectionPool {
   void GrantFreedSlots(AddressState* state, Effects* effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PastLifetime(const Entry& entry, SteadyTime now) const;
+  // Release of a connection's last allocation (all of HTTP/1.1's): close,
+  // hand over to a pending call, or idle. `in_use` is the entry's in_use_
+  // slot, or end().
+  void ReleaseLast(
+      Entry* entry,
+      absl::flat_hash_map<const Connection*, Entry*>::iterator in_use,
+      std::optional<CloseReason> close_reason, SteadyTime now,
+      Effects* effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An in-use multiplexed connection of `state` with room for one more
+  // stream, or null.
+  Entry* MultiplexedWithRoom(AddressState* state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives pending calls of its address streams on `entry` while it has
+  // room.
+  void GrantStreams(Entry* entry, SteadyTime now, Effects* effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void MarkIdle(Entry* entry, SteadyTime now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnmarkIdle(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -27,8 +27,19 @@
 //     kPeerClosed / kIoError; a connection-level protocol error:
 //     kProtocolError.
 //
-// Threading: confined to executor(), except allocation_limit() and
-// ProbeHealth() (any thread).
+// A stream's failure never sets ExchangeResult::close_reason while the
+// connection lives (the pool learns of GOAWAY, refused streams and missed
+// PINGs through the observer, and closes the connection when its last
+// exchange ends); close_reason is set only once the connection is dead
+// (transport closed), on every result from then on.
+//
+// Ownership: must be owned by a shared_ptr (Start() uses
+// shared_from_this()). The reader, writer and PING coroutines hold a
+// reference until the connection ends (peer close, error, missed PING) or
+// Close() is called, so an owner that drops it must Close() it first.
+//
+// Threading: confined to executor(), except allocation_limit(),
+// ProbeHealth() and stream_counts() (any thread).
 #ifndef EGRESS_CLIENT_CORE_HTTP2_HTTP2_CONNECTION_H_
 #define EGRESS_CLIENT_CORE_HTTP2_HTTP2_CONNECTION_H_
 
@@ -37,6 +48,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "client_core/connection/connection.h"
 #include "client_core/http2/http2_options.h"
 
@@ -71,12 +83,16 @@ class Http2Connection final : public Connection,
     uint64_t succeeded = 0;
     uint64_t failed = 0;
     uint32_t peer_max_concurrent_streams = 0;  // 0 until the first SETTINGS
+    // When bytes from the peer last arrived (InfinitePast: never).
+    absl::Time last_frame_received = absl::InfinitePast();
   };
   StreamCounts stream_counts() const;
 
  private:
+  // The nghttp2 session and everything on the loop (http2_connection.cc);
+  // kept out of this header so that nghttp2 stays an implementation detail.
   class Impl;
-  std::unique_ptr<Impl> impl_;
+  const std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace egress

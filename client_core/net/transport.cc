@@ -1,5 +1,7 @@
 #include "client_core/net/transport.h"
 
+#include <openssl/ssl.h>
+
 #include <utility>
 
 #include "asio/experimental/as_tuple.hpp"
@@ -54,6 +56,14 @@ asio::awaitable<std::tuple<asio::error_code, size_t>> Transport::Write(
 }
 
 void Transport::Close() {
+  if (tls_ != nullptr) {
+    // Marks the TLS connection as shut down: OpenSSL otherwise takes a
+    // session freed without shutdown for a bad one and stops it from being
+    // resumed (ssl_clear_bad_session), which would cost every new
+    // connection to the origin a full handshake.
+    SSL_set_shutdown(tls_->native_handle(),
+                     SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  }
   asio::ip::tcp::socket& s = socket();
   asio::error_code ignored;
   s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
