@@ -116,9 +116,6 @@ class Applier {
 
 // Why a field is refused by CheckImplemented; nullptr if it is not.
 const char* NotImplementedReason(absl::string_view path) {
-  if (absl::StartsWith(path, "tls.")) {
-    return "egressd does not speak TLS to origins yet";
-  }
   if (absl::StartsWith(path, "proxy.")) {
     return "egressd does not use proxies yet";
   }
@@ -137,7 +134,64 @@ const char* NotImplementedReason(absl::string_view path) {
   return nullptr;
 }
 
+DestinationOptions ToDestinationOptions(const TlsSettings& t) {
+  DestinationOptions o;
+  o.verify = !t.insecure_skip_verify;
+  o.ca_file = t.ca_file;
+  o.client_cert_file = t.client_cert_file;
+  o.client_key_file = t.client_key.file;
+  o.spec = t.policy == TlsPolicy::kCompatible ? TlsSpec::kCompatible
+                                              : TlsSpec::kModern;
+  switch (t.protocol) {
+    case HttpProtocol::kAuto: o.protocols = HttpProtocols::kAuto; break;
+    case HttpProtocol::kHttp1: o.protocols = HttpProtocols::kHttp11; break;
+    // h2 over TLS and h2c over cleartext are one choice per destination:
+    // "speak HTTP/2" (ALPN must pick h2 for https; prior knowledge for
+    // http).
+    case HttpProtocol::kH2:
+    case HttpProtocol::kH2c: o.protocols = HttpProtocols::kHttp2; break;
+  }
+  return o;
+}
+
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<TlsClient>> TlsClientFromConfig(
+    const TlsConfig& tls) {
+  std::vector<DestinationRule> rules;
+  for (size_t i = 0; i < tls.destinations.size(); ++i) {
+    const TlsDestination& d = tls.destinations[i];
+    DestinationRule rule;
+    rule.options = ToDestinationOptions(d.settings);
+    switch (d.match.kind) {
+      case HostMatch::Kind::kHost: rule.host = d.match.name; break;
+      case HostMatch::Kind::kSuffix: rule.domain_suffix = d.match.name; break;
+      case HostMatch::Kind::kCidr: {
+        absl::StatusOr<IpRange> range = IpRange::Parse(d.match.cidr.ToString());
+        if (!range.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "tls.destinations[", i, "]: ", range.status().message()));
+        }
+        rule.cidr = *range;
+        break;
+      }
+    }
+    rules.push_back(std::move(rule));
+  }
+  absl::StatusOr<DestinationRules> made = DestinationRules::Create(
+      ToDestinationOptions(tls.default_settings), std::move(rules));
+  if (!made.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.destinations: ", made.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<TlsClient>> client =
+      TlsClient::Create(*std::move(made));
+  if (!client.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls: ", client.status().message()));
+  }
+  return std::shared_ptr<TlsClient>(*std::move(client));
+}
 
 absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
                                          const FlagOverrides& f) {
@@ -298,6 +352,10 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   }
   options.connector.policy =
       std::shared_ptr<const EgressPolicy>(std::move(*compiled));
+
+  absl::StatusOr<std::shared_ptr<TlsClient>> tls = TlsClientFromConfig(config.tls);
+  if (!tls.ok()) return tls.status();
+  options.connector.tls = *std::move(tls);
 
   if (!resolve.empty()) {
     std::vector<std::string> entries = absl::StrSplit(

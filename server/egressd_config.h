@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client_core/call/http_client.h"
+#include "client_core/tls/tls_client.h"
 #include "server/config/config.h"
 
 namespace egress {
@@ -75,8 +76,8 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
                                          const FlagOverrides& flags);
 
 // Refuses a configuration that sets a field this build of egressd cannot act
-// on yet, instead of silently running without it: anything under tls.,
-// proxy. and logging., limits.max_request_body_bytes, and
+// on yet, instead of silently running without it: anything under proxy.
+// and logging., limits.max_request_body_bytes, and
 // egress.allow_hosts / egress.allow_domain_suffixes (the file means "only
 // these hosts", which the egress policy cannot enforce yet). The
 // kInvalidArgument message names every such field. listeners.metrics_listen
@@ -96,6 +97,13 @@ std::vector<std::string> EgressdWarnings(const EgressdConfig& config);
 // or flag.
 absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
     const EgressdConfig& config, absl::string_view resolve);
+
+// The TLS client for the tls section: one DestinationRule per
+// tls.destinations entry (host, suffix or cidr), defaults from tls.default.
+// Files are loaded now; errors are kInvalidArgument naming the entry and the
+// file.
+absl::StatusOr<std::shared_ptr<TlsClient>> TlsClientFromConfig(
+    const TlsConfig& tls);
 
 // Abseil keeps only the last occurrence of a flag; egressd's list flags
 // (--allow_cidr, --deny_cidr) are meant to repeat, so every `--F=V`

@@ -42,17 +42,21 @@ absl::StatusOr<HttpProtocols> ParseHttpProtocols(absl::string_view name) {
 }
 
 std::string DestinationRule::Describe() const {
-  return host.empty() ? absl::StrCat("suffix ", domain_suffix)
-                      : absl::StrCat("host ", host);
+  if (!host.empty()) return absl::StrCat("host ", host);
+  if (cidr.has_value()) return absl::StrCat("cidr ", cidr->ToString());
+  return absl::StrCat("suffix ", domain_suffix);
 }
 
 absl::StatusOr<DestinationRules> DestinationRules::Create(
     DestinationOptions defaults, std::vector<DestinationRule> rules) {
   absl::flat_hash_set<std::string> seen;
   for (DestinationRule& rule : rules) {
-    if (rule.host.empty() == rule.domain_suffix.empty()) {
+    const int kinds = !rule.host.empty() + !rule.domain_suffix.empty() +
+                      rule.cidr.has_value();
+    if (kinds != 1) {
       return absl::InvalidArgumentError(
-          "a destination rule names exactly one of host and domain_suffix");
+          "a destination rule names exactly one of host, domain_suffix and "
+          "cidr");
     }
     absl::AsciiStrToLower(&rule.host);
     absl::AsciiStrToLower(&rule.domain_suffix);
@@ -74,12 +78,22 @@ absl::StatusOr<DestinationRules> DestinationRules::Create(
 size_t DestinationRules::IndexFor(absl::string_view host) const {
   if (rules_.empty()) return 0;
   const std::string name = absl::AsciiStrToLower(host);
+  asio::error_code not_ip;
+  const asio::ip::address ip = asio::ip::make_address(name, not_ip);
   size_t best = 0;
   size_t best_length = 0;
   for (size_t i = 0; i < rules_.size(); ++i) {
     const DestinationRule& rule = rules_[i];
     if (!rule.host.empty()) {
       if (rule.host == name) return i + 1;
+      continue;
+    }
+    if (rule.cidr.has_value()) {
+      if (!not_ip && rule.cidr->Contains(ip) &&
+          static_cast<size_t>(rule.cidr->prefix_length()) + 1 > best_length) {
+        best = i + 1;
+        best_length = static_cast<size_t>(rule.cidr->prefix_length()) + 1;
+      }
       continue;
     }
     const std::string& suffix = rule.domain_suffix;

@@ -15,12 +15,14 @@
 #define EGRESS_CLIENT_CORE_TLS_DESTINATION_H_
 
 #include <string>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "client_core/policy/cidr.h"
 
 namespace egress {
 
@@ -70,13 +72,17 @@ struct DestinationOptions {
   absl::Duration handshake_timeout = absl::Seconds(10);
 };
 
-// Which hosts a rule covers: an exact host name (case-insensitive), or a
-// domain suffix ("example.com" covers example.com and every name under it).
+// Which hosts a rule covers: an exact host name (case-insensitive), a
+// domain suffix ("example.com" covers example.com and every name under it),
+// or a range of IP literals (a URL naming an IP in it; host names never
+// match it: this is about the URL, before DNS).
 struct DestinationRule {
   std::string host;
   std::string domain_suffix;
+  std::optional<IpRange> cidr;
   DestinationOptions options;
-  // For logs and errors: "host a.example.com" / "suffix example.com".
+  // For logs and errors: "host a.example.com" / "suffix example.com" /
+  // "cidr 10.0.0.0/8".
   std::string Describe() const;
 };
 
@@ -84,13 +90,14 @@ class DestinationRules {
  public:
   // Defaults for every host.
   DestinationRules() = default;
-  // Fails with kInvalidArgument for a rule naming neither or both of host
-  // and domain_suffix, or naming a host twice.
+  // Fails with kInvalidArgument for a rule naming not exactly one of host,
+  // domain_suffix and cidr, or naming the same hosts twice.
   static absl::StatusOr<DestinationRules> Create(
       DestinationOptions defaults, std::vector<DestinationRule> rules);
 
   // The rule for `host`: an exact host rule first, else the longest matching
-  // suffix, else the defaults. Returns the rule's index (0 for the defaults,
+  // suffix (for an IP literal: the narrowest matching cidr), else the
+  // defaults. Returns the rule's index (0 for the defaults,
   // i + 1 for rules()[i]) so callers can key per-rule state by it.
   size_t IndexFor(absl::string_view host) const;
   const DestinationOptions& OptionsAt(size_t index) const {

@@ -205,9 +205,6 @@ TEST(CheckImplementedTest, RefusesUnimplementedFieldsNamingEachOne) {
   const EgressdConfig config = Parse(R"(
 limits:
   max_request_body_bytes: 1MiB
-tls:
-  default:
-    policy: compatible
 proxy:
   use_env_proxy: true
 logging:
@@ -220,11 +217,43 @@ egress:
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   for (const char* field :
-       {"limits.max_request_body_bytes", "tls.default.policy",
-        "proxy.use_env_proxy", "logging.level", "egress.allow_hosts",
+       {"limits.max_request_body_bytes", "proxy.use_env_proxy", "logging.level", "egress.allow_hosts",
         "egress.allow_domain_suffixes"}) {
     EXPECT_THAT(std::string(status.message()), HasSubstr(field));
   }
+}
+
+TEST(TlsClientFromConfigTest, EachDestinationEntryBecomesARule) {
+  const EgressdConfig config = Parse(R"(
+tls:
+  default:
+    policy: modern
+  destinations:
+    - host: legacy.example.com
+      policy: compatible
+      protocol: http1
+    - suffix: internal.test
+      insecure_skip_verify: true
+      protocol: h2
+    - cidr: 10.1.0.0/16
+      protocol: h2c
+)");
+  ASSERT_TRUE(CheckImplemented(config).ok()) << CheckImplemented(config);
+  absl::StatusOr<std::shared_ptr<TlsClient>> tls =
+      TlsClientFromConfig(config.tls);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  const DestinationRules& rules = (*tls)->rules();
+  ASSERT_EQ(rules.rules().size(), 3u);
+  EXPECT_EQ(rules.For("legacy.example.com").spec, TlsSpec::kCompatible);
+  EXPECT_EQ(rules.For("legacy.example.com").protocols, HttpProtocols::kHttp11);
+  EXPECT_TRUE(rules.For("legacy.example.com").verify);
+  EXPECT_FALSE(rules.For("a.internal.test").verify);
+  EXPECT_EQ(rules.For("a.internal.test").protocols, HttpProtocols::kHttp2);
+  EXPECT_EQ(rules.For("10.1.2.3").protocols, HttpProtocols::kHttp2);
+  // A host name never matches a cidr entry.
+  EXPECT_EQ(rules.IndexFor("ten.example.org"), 0u);
+  EXPECT_TRUE(rules.For("ten.example.org").verify);
+  EXPECT_EQ(rules.For("ten.example.org").spec, TlsSpec::kModern);
 }
 
 TEST(CheckImplementedTest, AcceptsWhatEgressdActsOnAndWarnsAboutMetrics) {
