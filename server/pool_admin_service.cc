@@ -12,6 +12,7 @@ grpc::ServerUnaryReactor* PoolAdminService::GetPoolStats(
   ToPoolStats(client_->pool().Snapshot(), client_->pool().options(), response);
   response->set_leaks_detected(client_->leaks().total());
   ToCallTotals(client_->totals(), response->mutable_call_totals());
+  ToTlsTotals(client_->connector().tls().stats(), response->mutable_tls());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client_core/http2/http2_connection.h"
 #include "client_core/url/url.h"
 
 namespace egress {
@@ -154,6 +155,8 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
     out->set_connecting_count(a.connecting_count);
     out->set_pending_count(a.pending_count);
     out->set_requests_in_flight(a.requests_in_flight);
+    out->set_http2_count(a.http2_count);
+    out->set_streams_in_flight(a.allocations);
   }
   for (CloseReason reason : kAllCloseReasons) {
     (*proto->mutable_closed_by_reason())[std::string(CloseReasonName(reason))] =
@@ -189,6 +192,15 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
               config->mutable_health_check_after_idle());
 }
 
+void ToTlsTotals(const TlsStats& s, v1::TlsTotals* out) {
+  out->set_handshakes(s.handshakes);
+  out->set_resumed(s.resumed);
+  for (size_t i = 0; i < kTlsFailureCount; ++i) {
+    (*out->mutable_failures())[std::string(
+        TlsFailureName(static_cast<TlsFailure>(i)))] = s.failures[i];
+  }
+}
+
 void ToCallTotals(const CallTotals& t, v1::CallTotals* out) {
   out->set_succeeded(t.succeeded);
   out->set_failed(t.failed);
@@ -207,7 +219,32 @@ void ToConnectionStats(const ConnectionSnapshot& c, v1::ConnectionStats* out) {
   out->set_address(c.address.ToString());
   out->set_remote_address(c.remote_address);
   out->set_local_port(c.local_port);
-  out->set_protocol("http/1.1");
+  out->set_protocol(std::string(ProtocolName(c.protocol)));
+  out->set_allocation_limit(static_cast<uint32_t>(c.allocation_limit));
+  if (c.connection != nullptr) {
+    if (const TlsInfo* tls = c.connection->tls_info()) {
+      v1::TlsSession* t = out->mutable_tls();
+      t->set_version(tls->version);
+      t->set_cipher(tls->cipher);
+      t->set_alpn(tls->alpn);
+      t->set_resumed(tls->session_resumed);
+      t->set_verified(tls->verified);
+      t->set_peer_subject(tls->peer_subject);
+      if (tls->peer_not_after != absl::InfinitePast()) {
+        SetTimestamp(tls->peer_not_after, t->mutable_peer_not_after());
+      }
+    }
+    if (c.protocol == Protocol::kHttp2) {
+      const auto* h2 = static_cast<const Http2Connection*>(c.connection.get());
+      const Http2Connection::StreamCounts counts = h2->stream_counts();
+      v1::Http2Streams* streams = out->mutable_http2();
+      streams->set_peer_max_concurrent_streams(
+          counts.peer_max_concurrent_streams);
+      streams->set_started(counts.started);
+      streams->set_succeeded(counts.succeeded);
+      streams->set_failed(counts.failed);
+    }
+  }
   SetTimestamp(c.created, out->mutable_created());
   SetTimestamp(c.last_used, out->mutable_last_used());
   if (c.idle_since != absl::InfinitePast()) {

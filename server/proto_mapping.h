@@ -10,6 +10,7 @@
 #include "client_core/call/leak_registry.h"
 #include "client_core/connection/pool.h"
 #include "client_core/http/request.h"
+#include "client_core/tls/tls_client.h"
 #include "grpcpp/support/status.h"
 #include "proto/egress/v1/admin.pb.h"
 #include "proto/egress/v1/fetch.pb.h"
@@ -45,6 +46,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // PoolStats from a pool snapshot and the pool's options.
 void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
                  v1::PoolStats* proto);
+// Handshake counts and failures by cause, for PoolStats.tls.
+void ToTlsTotals(const TlsStats& stats, v1::TlsTotals* out);
 
 void ToCallTotals(const CallTotals& totals, v1::CallTotals* proto);
 
