@@ -317,6 +317,17 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   options.pool.pending_timeout = p.pending_timeout;
   options.leak_threshold = p.leak_threshold;
   options.connector.connect_timeout = config.timeouts.connect;
+  const Http2Config& h2 = config.http2;
+  options.connector.http2.max_concurrent_streams =
+      static_cast<uint32_t>(h2.max_concurrent_streams);
+  options.connector.http2.stream_window_bytes =
+      static_cast<uint32_t>(h2.stream_window);
+  options.connector.http2.connection_window_bytes =
+      static_cast<uint32_t>(h2.connection_window);
+  options.connector.http2.ping_interval = h2.ping_interval;
+  options.connector.http2.ping_timeout = h2.ping_timeout;
+  options.connector.http2.ping_before_reuse_after_idle =
+      h2.ping_before_reuse_after_idle;
   options.max_response_body_bytes = config.limits.max_response_body_bytes;
 
   EgressPolicyOptions policy;

@@ -581,6 +581,7 @@ class ConfigParser {
   absl::Status ParseThreads(const Field& f, ThreadsConfig* out);
   absl::Status ParsePool(const Field& f, PoolConfig* out);
   absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out);
+  absl::Status ParseHttp2(const Field& f, Http2Config* out);
   absl::Status ParseLimits(const Field& f, LimitsConfig* out);
   absl::Status ParseTls(const Field& f, TlsConfig* out);
   absl::Status ParseTlsSettings(const Field& f, TlsSettings* out,
@@ -675,6 +676,17 @@ absl::Status ConfigParser::ParsePool(const Field& f, PoolConfig* out) {
        {"pending_timeout", Duration(&out->pending_timeout)},
        {"max_connection_lifetime", Duration(&out->max_connection_lifetime)},
        {"leak_threshold", Duration(&out->leak_threshold)}});
+}
+
+absl::Status ConfigParser::ParseHttp2(const Field& f, Http2Config* out) {
+  return ForEachField(
+      f, {{"max_concurrent_streams", Int(&out->max_concurrent_streams)},
+          {"stream_window", Bytes(&out->stream_window)},
+          {"connection_window", Bytes(&out->connection_window)},
+          {"ping_interval", Duration(&out->ping_interval)},
+          {"ping_timeout", Duration(&out->ping_timeout)},
+          {"ping_before_reuse_after_idle",
+           Duration(&out->ping_before_reuse_after_idle)}});
 }
 
 absl::Status ConfigParser::ParseTimeouts(const Field& f, TimeoutsConfig* out) {
@@ -1029,6 +1041,7 @@ absl::StatusOr<EgressdConfig> ConfigParser::Parse(absl::string_view text) {
          {"pool", [&](const Field& f) { return ParsePool(f, &config.pool); }},
          {"timeouts",
           [&](const Field& f) { return ParseTimeouts(f, &config.timeouts); }},
+         {"http2", [&](const Field& f) { return ParseHttp2(f, &config.http2); }},
          {"limits",
           [&](const Field& f) { return ParseLimits(f, &config.limits); }},
          {"tls", [&](const Field& f) { return ParseTls(f, &config.tls); }},
@@ -1178,8 +1191,27 @@ std::optional<FieldProblem> Validate(const EgressdConfig& config) {
            {"pool.leak_threshold", pool.leak_threshold, false},
            {"timeouts.connect", config.timeouts.connect, false},
            {"timeouts.default_call", config.timeouts.default_call, false},
-           {"timeouts.shutdown_grace", config.timeouts.shutdown_grace, true}}) {
+           {"timeouts.shutdown_grace", config.timeouts.shutdown_grace, true},
+           {"http2.ping_interval", config.http2.ping_interval, true},
+           {"http2.ping_timeout", config.http2.ping_timeout, false},
+           {"http2.ping_before_reuse_after_idle",
+            config.http2.ping_before_reuse_after_idle, true}}) {
     if (auto p = CheckDuration(path, value, zero_allowed)) return p;
+  }
+  if (auto p = CheckCount("http2.max_concurrent_streams",
+                          config.http2.max_concurrent_streams, 0, 1 << 20)) {
+    return p;
+  }
+  // RFC 9113 section 6.5.2: windows are 1..2^31-1 (and a stream window below
+  // the 64 KiB default would only slow every stream).
+  for (const auto& [path, value] : std::vector<std::pair<const char*, uint64_t>>{
+           {"http2.stream_window", config.http2.stream_window},
+           {"http2.connection_window", config.http2.connection_window}}) {
+    if (auto p = CheckCount(path, static_cast<int64_t>(std::min<uint64_t>(
+                                      value, uint64_t{1} << 40)),
+                            65535, (int64_t{1} << 31) - 1)) {
+      return p;
+    }
   }
   for (const auto& [path, value] :
        std::vector<std::pair<const char*, uint64_t>>{
@@ -1403,6 +1435,16 @@ Out ToOut(const EgressdConfig& c) {
                .Add("pending_timeout", Dur(p.pending_timeout))
                .Add("max_connection_lifetime", Dur(p.max_connection_lifetime))
                .Add("leak_threshold", Dur(p.leak_threshold)));
+  root.Add("http2",
+           Out::Map()
+               .Add("max_concurrent_streams",
+                    Num(c.http2.max_concurrent_streams))
+               .Add("stream_window", Num(c.http2.stream_window))
+               .Add("connection_window", Num(c.http2.connection_window))
+               .Add("ping_interval", Dur(c.http2.ping_interval))
+               .Add("ping_timeout", Dur(c.http2.ping_timeout))
+               .Add("ping_before_reuse_after_idle",
+                    Dur(c.http2.ping_before_reuse_after_idle)));
   root.Add("timeouts",
            Out::Map()
                .Add("connect", Dur(c.timeouts.connect))

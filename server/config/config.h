@@ -192,6 +192,24 @@ struct PoolConfig {
   absl::Duration leak_threshold = absl::Seconds(30);
 };
 
+// How egressd runs HTTP/2 connections to origins.
+struct Http2Config {
+  // egressd's own cap on concurrent streams per connection (the peer's
+  // SETTINGS_MAX_CONCURRENT_STREAMS caps it too). Default 100. 0: the
+  // peer's limit alone.
+  int64_t max_concurrent_streams = 100;
+  // Receive windows: per stream and per connection. Default 1MiB and 16MiB.
+  uint64_t stream_window = 1 << 20;
+  uint64_t connection_window = 16 << 20;
+  // A PING after this long without a frame from the peer; no answer within
+  // ping_timeout closes the connection (ping_timeout). Default 30s; 0s: off.
+  absl::Duration ping_interval = absl::Seconds(30);
+  absl::Duration ping_timeout = absl::Seconds(5);
+  // A connection idle at least this long is PINGed before it serves a call.
+  // Default 10s.
+  absl::Duration ping_before_reuse_after_idle = absl::Seconds(10);
+};
+
 struct TimeoutsConfig {
   // One TCP connect attempt. Default 10s. > 0.
   absl::Duration connect = absl::Seconds(10);
@@ -339,6 +357,7 @@ struct EgressdConfig {
   ListenersConfig listeners;
   ThreadsConfig threads;
   PoolConfig pool;
+  Http2Config http2;
   TimeoutsConfig timeouts;
   LimitsConfig limits;
   TlsConfig tls;

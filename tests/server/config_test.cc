@@ -649,3 +649,39 @@ TEST(HostMatchTest, SuffixHostAndCidrSemantics) {
 
 }  // namespace
 }  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(Http2ConfigTest, SectionIsReadAndValidated) {
+  absl::StatusOr<EgressdConfig> config = ParseConfigYaml(R"(
+http2:
+  max_concurrent_streams: 8
+  stream_window: 2MiB
+  connection_window: 32MiB
+  ping_interval: 0s
+  ping_timeout: 2s
+  ping_before_reuse_after_idle: 1m
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->http2.max_concurrent_streams, 8);
+  EXPECT_EQ(config->http2.stream_window, 2u << 20);
+  EXPECT_EQ(config->http2.connection_window, 32u << 20);
+  EXPECT_EQ(config->http2.ping_interval, absl::ZeroDuration());
+  EXPECT_EQ(config->http2.ping_timeout, absl::Seconds(2));
+  EXPECT_EQ(config->http2.ping_before_reuse_after_idle, absl::Minutes(1));
+
+  absl::StatusOr<EgressdConfig> tiny =
+      ParseConfigYaml("http2:\n  stream_window: 1KiB\n");
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_THAT(tiny.status().message(),
+              ::testing::HasSubstr("http2.stream_window"));
+  absl::StatusOr<EgressdConfig> no_timeout =
+      ParseConfigYaml("http2:\n  ping_timeout: 0s\n");
+  ASSERT_FALSE(no_timeout.ok());
+  EXPECT_THAT(no_timeout.status().message(),
+              ::testing::HasSubstr("http2.ping_timeout"));
+}
+
+}  // namespace
+}  // namespace egress
