@@ -112,17 +112,24 @@ std::string FormatPoolStats(const egress::v1::PoolStats& stats) {
     absl::StrAppend(&out, "leaks detected: ", stats.leaks_detected(),
                     " (egressctl leaks)\n");
   }
+  if (stats.tls().handshakes() != 0) {
+    absl::StrAppend(&out, "tls handshakes: ", stats.tls().handshakes(), " (",
+                    stats.tls().resumed(), " resumed)\n");
+  }
   absl::StrAppend(&out, "\n");
 
   if (stats.addresses().empty()) {
     absl::StrAppend(&out, "no open connections\n");
   } else {
-    std::vector<Row> rows = {{"ADDRESS", "CONNS", "IDLE", "IN USE",
-                              "CONNECTING", "PENDING", "IN FLIGHT", "SERVED"}};
+    std::vector<Row> rows = {{"ADDRESS", "CONNS", "H2", "IDLE", "IN USE",
+                              "STREAMS", "CONNECTING", "PENDING", "IN FLIGHT",
+                              "SERVED"}};
     for (const egress::v1::AddressStats& a : stats.addresses()) {
       rows.push_back({a.address(), absl::StrCat(a.connection_count()),
+                      absl::StrCat(a.http2_count()),
                       absl::StrCat(a.idle_count()),
                       absl::StrCat(a.in_use_count()),
+                      absl::StrCat(a.streams_in_flight()),
                       absl::StrCat(a.connecting_count()),
                       absl::StrCat(a.pending_count()),
                       absl::StrCat(a.requests_in_flight()),
@@ -140,6 +147,9 @@ std::string FormatPoolStats(const egress::v1::PoolStats& stats) {
   if (AppendCounts("rejected by limit", stats.rejected_by_limit(), &out)) {
     absl::StrAppend(&out, "\n");
   }
+  if (AppendCounts("tls failures", stats.tls().failures(), &out)) {
+    absl::StrAppend(&out, "\n");
+  }
 
   if (stats.has_config()) {
     absl::StrAppend(&out, "config: max idle connections ",
@@ -155,14 +165,29 @@ std::string FormatPoolStats(const egress::v1::PoolStats& stats) {
 std::string FormatConnections(
     const egress::v1::ListConnectionsResponse& connections, absl::Time now) {
   if (connections.connections().empty()) return "no open connections\n";
-  std::vector<Row> rows = {{"ID", "ADDRESS", "REMOTE", "LOCAL PORT", "STATE",
-                            "AGE", "IDLE FOR", "SERVED", "NO NEW EXCHANGES"}};
+  std::vector<Row> rows = {{"ID", "ADDRESS", "REMOTE", "LOCAL PORT", "PROTO",
+                            "TLS", "STATE", "STREAMS", "AGE", "IDLE FOR",
+                            "SERVED", "NO NEW EXCHANGES"}};
   for (const egress::v1::ConnectionStats& c : connections.connections()) {
     const bool idle = c.has_idle_since();
+    // "TLSv1.3" plus "resumed" / "UNVERIFIED" when they apply.
+    std::string tls = "-";
+    if (c.has_tls()) {
+      tls = c.tls().version();
+      if (c.tls().resumed()) absl::StrAppend(&tls, " resumed");
+      if (!c.tls().verified()) absl::StrAppend(&tls, " UNVERIFIED");
+    }
+    // In flight / allowed at once (1/1 for a busy HTTP/1.1 connection).
+    const std::string streams =
+        c.allocation_limit() == 0
+            ? absl::StrCat(c.allocations())
+            : absl::StrCat(c.allocations(), "/", c.allocation_limit());
     rows.push_back(
         {absl::StrCat(c.id()), c.address(),
          c.remote_address().empty() ? "-" : c.remote_address(),
-         absl::StrCat(c.local_port()), idle ? "idle" : "in use",
+         absl::StrCat(c.local_port()),
+         c.protocol().empty() ? "-" : c.protocol(), tls,
+         idle ? "idle" : "in use", streams,
          FormatAge(now - ToTime(c.created())),
          idle ? FormatAge(now - ToTime(c.idle_since())) : "-",
          absl::StrCat(c.success_count()),
@@ -172,8 +197,8 @@ std::string FormatConnections(
   std::string out;
   AppendColumns(rows,
                 {Align::kRight, Align::kLeft, Align::kLeft, Align::kRight,
-                 Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
-                 Align::kLeft},
+                 Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight,
+                 Align::kRight, Align::kRight, Align::kRight, Align::kLeft},
                 "", &out);
   return out;
 }

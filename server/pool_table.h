@@ -31,8 +31,10 @@ namespace egress {
 std::string FormatPoolStats(const egress::v1::PoolStats& stats);
 
 // Renders the connections of `connections` (all pages merged) as a table:
-// ID, ADDRESS, REMOTE, LOCAL PORT, STATE ("idle" when idle_since is set,
-// else "in use"), AGE (now - created), IDLE FOR (now - idle_since, "-" in
+// ID, ADDRESS, REMOTE, LOCAL PORT, PROTO ("http/1.1", "h2"), TLS (version,
+// plus "resumed" and "UNVERIFIED" when they apply; "-" for cleartext), STATE
+// ("idle" when idle_since is set, else "in use"), STREAMS (allocations /
+// allocation limit), AGE (now - created), IDLE FOR (now - idle_since, "-" in
 // use), SERVED (success_count), NO NEW EXCHANGES (the reason, "-" if none).
 // "no open connections" when empty. `end` is not looked at.
 std::string FormatConnections(

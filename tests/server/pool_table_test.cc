@@ -42,6 +42,12 @@ v1::PoolStats TwoAddressStats() {
   b->set_in_use_count(1);
   b->set_requests_served(1234567);
   b->set_requests_in_flight(1);
+  b->set_http2_count(1);
+  b->set_streams_in_flight(1);
+  stats.mutable_tls()->set_handshakes(3);
+  stats.mutable_tls()->set_resumed(2);
+  (*stats.mutable_tls()->mutable_failures())["expired"] = 1;
+  (*stats.mutable_tls()->mutable_failures())["alpn"] = 0;
   (*stats.mutable_closed_by_reason())["peer_closed"] = 2;
   (*stats.mutable_closed_by_reason())["idle_timeout"] = 7;
   (*stats.mutable_closed_by_reason())["shutdown"] = 0;
@@ -55,17 +61,21 @@ TEST(PoolTableTest, TwoAddresses) {
             "connections: 3 open (1 idle, 2 in use), 1 connecting, 12 opened "
             "since start\n"
             "requests: 4 in flight (2 pending)\n"
+            "tls handshakes: 3 (2 resumed)\n"
             "\n"
-            "ADDRESS                      CONNS  IDLE  IN USE  CONNECTING  "
-            "PENDING  IN FLIGHT   SERVED\n"
-            "http://example.com:80            2     1       1           1  "
-            "      2          3       17\n"
-            "https://api.example.org:443      1     0       1           0  "
-            "      0          1  1234567\n"
+            "ADDRESS                      CONNS  H2  IDLE  IN USE  STREAMS  "
+            "CONNECTING  PENDING  IN FLIGHT   SERVED\n"
+            "http://example.com:80            2   0     1       1        0  "
+            "         1        2          3       17\n"
+            "https://api.example.org:443      1   1     0       1        1  "
+            "         0        0          1  1234567\n"
             "\n"
             "closed by reason:\n"
             "  idle_timeout  7\n"
             "  peer_closed   2\n"
+            "\n"
+            "tls failures:\n"
+            "  expired  1\n"
             "\n"
             "config: max idle connections 100, keep-alive 1m30s\n");
 }
@@ -73,11 +83,12 @@ TEST(PoolTableTest, TwoAddresses) {
 TEST(PoolTableTest, TableColumnsAlign) {
   const std::string text = FormatPoolStats(TwoAddressStats());
   std::vector<std::string> lines = absl::StrSplit(text, '\n');
-  ASSERT_GE(lines.size(), 6u);
-  const std::string& header = lines[3];
+  ASSERT_GE(lines.size(), 7u);
+  const std::string& header = lines[4];
+  ASSERT_EQ(header.rfind("ADDRESS", 0), 0u) << header;
   // Right-aligned numeric columns: every row ends where the header ends, and
   // each header label's right edge is a cell's right edge in every row.
-  for (int row = 4; row <= 5; ++row) {
+  for (int row = 5; row <= 6; ++row) {
     EXPECT_EQ(lines[row].size(), header.size()) << lines[row];
     for (const char* label :
          {"CONNS", "IDLE", "IN USE", "CONNECTING", "PENDING", "IN FLIGHT"}) {
@@ -115,6 +126,7 @@ TEST(PoolTableTest, RejectionsFailuresAndLeaksWhenNonZero) {
   EXPECT_THAT(text, HasSubstr("requests: 4 in flight (2 pending)\n"
                               "connect failures: 3\n"
                               "leaks detected: 2 (egressctl leaks)\n"
+                              "tls handshakes: 3 (2 resumed)\n"
                               "\n"
                               "ADDRESS"));
   EXPECT_THAT(text, HasSubstr("  peer_closed   2\n"
@@ -122,6 +134,9 @@ TEST(PoolTableTest, RejectionsFailuresAndLeaksWhenNonZero) {
                               "rejected by limit:\n"
                               "  max_pending_per_address   5\n"
                               "  pending_timeout          11\n"
+                              "\n"
+                              "tls failures:\n"
+                              "  expired  1\n"
                               "\n"
                               "config:"));
   EXPECT_THAT(text, Not(HasSubstr("max_requests_in_flight ")));
@@ -144,22 +159,32 @@ TEST(PoolTableTest, Connections) {
   *idle->mutable_created() = At(now - absl::Seconds(184));
   *idle->mutable_idle_since() = At(now - absl::Seconds(12));
   idle->set_success_count(3);
+  idle->set_protocol("http/1.1");
+  idle->set_allocation_limit(1);
   v1::ConnectionStats* busy = response.add_connections();
   busy->set_id(12345);
   busy->set_address("https://api.example.org:443");
   busy->set_remote_address("[::1]:443");
   busy->set_local_port(5);
   *busy->mutable_created() = At(now - absl::Hours(2) - absl::Minutes(5));
-  busy->set_allocations(1);
+  busy->set_allocations(37);
+  busy->set_allocation_limit(100);
+  busy->set_protocol("h2");
+  busy->mutable_tls()->set_version("TLSv1.3");
+  busy->mutable_tls()->set_resumed(true);
+  busy->mutable_tls()->set_verified(true);
   busy->set_success_count(1200);
   busy->set_no_new_exchanges_reason("drain");
   EXPECT_EQ(FormatConnections(response, now),
             "   ID  ADDRESS                      REMOTE          LOCAL PORT  "
-            "STATE     AGE  IDLE FOR  SERVED  NO NEW EXCHANGES\n"
+            "PROTO     TLS              STATE   STREAMS    AGE  IDLE FOR  "
+            "SERVED  NO NEW EXCHANGES\n"
             "    7  http://127.0.0.1:8080        127.0.0.1:8080       41234  "
-            "idle    3m04s       12s       3  -\n"
+            "http/1.1  -                idle        0/1  3m04s       12s  "
+            "     3  -\n"
             "12345  https://api.example.org:443  [::1]:443                5  "
-            "in use  2h05m         -    1200  drain\n");
+            "h2        TLSv1.3 resumed  in use   37/100  2h05m         -  "
+            "  1200  drain\n");
 }
 
 TEST(PoolTableTest, NoConnections) {
