@@ -273,6 +273,26 @@ asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
   co_return result;
 }
 
+asio::awaitable<Lease> HttpClient::TryCoalesce(const Address& address,
+                                               absl::Time deadline) {
+  absl::StatusOr<std::vector<asio::ip::address>> resolved =
+      co_await connector_.resolver().Resolve(address.host, deadline);
+  if (!resolved.ok()) co_return Lease{};  // Connect reports DNS errors
+  std::vector<std::string> ips;
+  ips.reserve(resolved->size());
+  for (const asio::ip::address& ip : *resolved) ips.push_back(ip.to_string());
+  const DestinationRules& rules = connector_.tls().rules();
+  const size_t rule = rules.IndexFor(address.host);
+  auto eligible = [&](const Connection& connection) {
+    const TlsInfo* tls = connection.tls_info();
+    return tls != nullptr && tls->verified &&
+           tls->CertificateCovers(address.host) &&
+           rules.IndexFor(connection.address().host) == rule;
+  };
+  Lease lease = pool_->TryAcquireCoalesced(address, ips, eligible);
+  co_return lease;
+}
+
 asio::awaitable<absl::Status> HttpClient::PingOn(
     std::shared_ptr<Connection> connection) {
   auto* h2 = static_cast<Http2Connection*>(connection.get());
@@ -296,6 +316,11 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
     std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort) {
   CallTiming timing;
   bool allow_idle = true;
+  bool allow_coalescing = address.scheme == "https";
+  const HttpProtocols protocols = connector_.tls().rules().For(address.host).protocols;
+  const bool may_multiplex =
+      address.scheme == "https" ? protocols != HttpProtocols::kHttp11
+                                : protocols == HttpProtocols::kHttp2;
   for (int attempt = 0;; ++attempt) {
     Lease lease;
     if (abort->aborted()) {
@@ -305,11 +330,21 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
     if (attempt == 0 && idle.connection) {
       lease = std::move(idle);
     } else {
-      absl::StatusOr<Lease> acquired =
-          co_await pool_->Acquire(address, request.deadline, allow_idle);
-      if (!acquired.ok()) co_return acquired.status();
-      lease = *std::move(acquired);
-      timing.queue_wait += lease.queue_wait;
+      Lease coalesced;
+      if (allow_idle && allow_coalescing && pool_->MayCoalesce()) {
+        // An HTTP/2 connection of another host at the same IP, with a
+        // certificate that covers this one.
+        coalesced = co_await TryCoalesce(address, request.deadline);
+      }
+      if (coalesced.connection != nullptr) {
+        lease = std::move(coalesced);
+      } else {
+        absl::StatusOr<Lease> acquired = co_await pool_->Acquire(
+            address, request.deadline, allow_idle, may_multiplex);
+        if (!acquired.ok()) co_return acquired.status();
+        lease = *std::move(acquired);
+        timing.queue_wait += lease.queue_wait;
+      }
     }
     if (lease.may_connect()) {
       absl::StatusOr<ConnectResult> connected = co_await connector_.Connect(
@@ -373,6 +408,15 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
         continue;
       }
       co_return result.response.status();
+    }
+    if (result.response->status_code == 421 &&
+        connection->address() != address && attempt + 1 < kMaxAttempts) {
+      // 421 Misdirected Request on a coalesced connection: the origin will
+      // not serve this host there. Stop coalescing onto it and retry on
+      // this host's own connection (RFC 9110 section 15.5.20).
+      pool_->DisableCoalescing(connection->id());
+      allow_coalescing = false;
+      continue;
     }
     Response& response = *result.response;
     response.connection.connection_id = connection->id();

@@ -17,6 +17,13 @@
 // Http2Options::ping_before_reuse_after_idle is PINGed first; no PONG closes
 // it (ping_timeout) and the call moves on.
 //
+// Coalescing (HTTP/2, https only): before connecting, a call may take a
+// stream on another host's HTTP/2 connection when one of its host's resolved
+// IPs is that connection's remote IP, the connection's verified certificate
+// covers its host, and both hosts get the same destination options. A 421
+// Misdirected Request there stops coalescing onto that connection and the
+// call is retried on its own.
+//
 // Limits: the pool's in-flight limits reject a call at once, its connection
 // limits make it wait in a bounded queue (see pool.h); both with
 // kResourceExhausted naming the limit.
@@ -176,6 +183,11 @@ class HttpClient {
   asio::awaitable<ExchangeResult> ExchangeOn(
       std::shared_ptr<Connection> connection, const Request& request,
       ExchangeSink* sink, CallAbort* abort);
+  // A stream on another host's HTTP/2 connection at one of this host's IPs
+  // whose verified certificate covers this host (pool.h,
+  // TryAcquireCoalesced); a null lease if none.
+  asio::awaitable<Lease> TryCoalesce(const Address& address,
+                                     absl::Time deadline);
   // PINGs an HTTP/2 connection on its own event loop (http2_options.h).
   asio::awaitable<absl::Status> PingOn(std::shared_ptr<Connection> connection);
   // Attempts per call: the first, plus retries of the safe kinds (stale

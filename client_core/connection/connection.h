@@ -133,6 +133,10 @@ class Connection {
   // by the client's own limit. Changes are reported to the observer. Safe
   // from any thread.
   virtual int allocation_limit() const { return 1; }
+  // False until the limit is the peer's (HTTP/2: before its first SETTINGS,
+  // the limit is 1); the observer is told when it becomes known. Safe from
+  // any thread.
+  virtual bool allocation_limit_known() const { return true; }
 
   // Set by the pool when it takes the connection; null before. Called once,
   // before any exchange. The observer outlives the connection's handlers.

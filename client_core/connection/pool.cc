@@ -171,7 +171,8 @@ Lease ConnectionPool::TryAcquireIdle(const Address& address) {
 }
 
 asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
-    const Address& address, absl::Time deadline, bool allow_idle) {
+    const Address& address, absl::Time deadline, bool allow_idle,
+    bool may_multiplex) {
   if (allow_idle) {
     Lease idle = TryAcquireIdle(address);
     if (idle.connection) co_return idle;
@@ -185,7 +186,8 @@ asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
     // An HTTP/2 origin with a connection on the way: wait for its streams
     // rather than open a connection per call.
     const bool await_multiplexed =
-        state.multiplexed_hint && state.connecting_count > 0;
+        (state.multiplexed_hint || (may_multiplex && !state.known_http1)) &&
+        (state.connecting_count > 0 || state.awaiting_settings > 0);
     if (!await_multiplexed && HasConnectionRoom(state)) {
       ++state.connecting_count;
       ++connecting_count_;
@@ -261,6 +263,61 @@ asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
   co_return granted;
 }
 
+Lease ConnectionPool::TryAcquireCoalesced(
+    const Address& address, const std::vector<std::string>& ips,
+    absl::FunctionRef<bool(const Connection&)> eligible) {
+  MutexLock lock(&mu_);
+  if (shutdown_ || coalescable_.empty()) return {};
+  const auto now = std::chrono::steady_clock::now();
+  for (const std::string& ip : ips) {
+    auto it = coalescable_.find(ip);
+    if (it == coalescable_.end()) continue;
+    for (Entry* entry : it->second) {
+      const Address& theirs = entry->connection->address();
+      if (!entry->coalescing || entry->no_new_exchanges ||
+          entry->allocations >= entry->allocation_limit ||
+          theirs.scheme != address.scheme || theirs.port != address.port ||
+          theirs == address || PastLifetime(*entry, now) ||
+          !eligible(*entry->connection)) {
+        continue;
+      }
+      absl::Duration idle_for;
+      if (entry->idle) {
+        // An idle connection's health is its reader's: ProbeHealth reads
+        // atomics only, so it is fine under the lock.
+        if (entry->connection->ProbeHealth() != Connection::Health::kHealthy) {
+          continue;  // its own address's next acquire closes it
+        }
+        idle_for = FromSteady(now - entry->idle_since);
+        UnmarkIdle(entry);
+        in_use_.emplace(entry->connection.get(), entry);
+        ++in_use_count_;
+      }
+      ++entry->allocations;
+      return {entry->connection, true, {}, idle_for};
+    }
+  }
+  return {};
+}
+
+bool ConnectionPool::MayCoalesce() const {
+  MutexLock lock(&mu_);
+  return !coalescable_.empty();
+}
+
+void ConnectionPool::DisableCoalescing(uint64_t connection_id) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(connection_id);
+  if (it == entries_.end() || !it->second->coalescing) return;
+  Entry* entry = it->second.get();
+  entry->coalescing = false;
+  auto by_ip = coalescable_.find(entry->connection->remote_ip());
+  if (by_ip == coalescable_.end()) return;
+  auto& list = by_ip->second;
+  list.erase(std::remove(list.begin(), list.end(), entry), list.end());
+  if (list.empty()) coalescable_.erase(by_ip);
+}
+
 std::shared_ptr<Connection> ConnectionPool::AddConnected(
     std::shared_ptr<Connection> connection) {
   const uint64_t id = connection->id();
@@ -278,8 +335,9 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
       return nullptr;
     }
     const auto now = std::chrono::steady_clock::now();
+    state.multiplexed_hint = connection->multiplexed();
+    state.known_http1 = !connection->multiplexed();
     if (connection->multiplexed()) {
-      state.multiplexed_hint = true;
       if (Entry* existing = MultiplexedWithRoom(&state)) {
         // Another call's connection got here first: one multiplexed
         // connection serves them all.
@@ -289,6 +347,8 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
         ++connections_opened_;
         use = existing->connection;
         opened = true;
+        // The existing connection's room goes to pending calls first.
+        GrantStreams(existing, now, &effects);
         GrantFreedSlots(&state, &effects);
       }
     }
@@ -301,6 +361,14 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
       entry->multiplexed = connection->multiplexed();
       entry->allocation_limit =
           entry->multiplexed ? std::max(1, connection->allocation_limit()) : 1;
+      const bool limit_known = connection->allocation_limit_known();
+      if (entry->multiplexed && limit_known) {
+        state.last_allocation_limit = entry->allocation_limit;
+      }
+      if (entry->multiplexed && !limit_known) {
+        entry->limit_known = false;
+        ++state.awaiting_settings;
+      }
       entry->created = now;
       entry->created_wall = absl::Now();
       in_use_.emplace(entry->connection.get(), entry.get());
@@ -310,12 +378,20 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
       entries_.emplace(id, std::move(entry));
       if (added->multiplexed) {
         state.multiplexed.push_back(added);
+        if (added->connection->tls_info() != nullptr &&
+            !added->connection->remote_ip().empty()) {
+          added->coalescing = true;
+          coalescable_[added->connection->remote_ip()].push_back(added);
+        }
         connection->set_observer(this);
         GrantStreams(added, now, &effects);
       }
       // Calls that waited for this connection and did not fit on it may
-      // now connect (the hint no longer holds them back).
-      GrantFreedSlots(&state, &effects);
+      // now connect (the hint no longer holds them back). For HTTP/2, once
+      // the peer's SETTINGS say how many fit (OnAllocationLimitChanged).
+      if (!added->multiplexed || limit_known) {
+        GrantFreedSlots(&state, &effects);
+      }
       use = std::move(connection);
       opened = true;
     }
@@ -553,9 +629,15 @@ void ConnectionPool::OnAllocationLimitChanged(uint64_t connection_id) {
     if (it == entries_.end()) return;
     Entry* entry = it->second.get();
     entry->allocation_limit = std::max(1, entry->connection->allocation_limit());
-    if (entry->allocations > 0) {
-      GrantStreams(entry, std::chrono::steady_clock::now(), &effects);
+    entry->address_state->last_allocation_limit = entry->allocation_limit;
+    if (!entry->limit_known) {
+      entry->limit_known = true;
+      --entry->address_state->awaiting_settings;
     }
+    // Pending calls get streams here first, then connections of their own
+    // for what does not fit.
+    GrantStreams(entry, std::chrono::steady_clock::now(), &effects);
+    GrantFreedSlots(entry->address_state, &effects);
   }
   Apply(std::move(effects));
 }
@@ -738,7 +820,17 @@ std::shared_ptr<ConnectionPool::Waiter> ConnectionPool::PopWaiter(
 void ConnectionPool::GrantFreedSlots(AddressState* state, Effects* effects) {
   const auto now = std::chrono::steady_clock::now();
   auto grant_while_room = [&](AddressState* s) {
-    while (s->pending_count > 0 && HasConnectionRoom(*s)) {
+    // For an HTTP/2 origin each connection being opened takes about
+    // last_allocation_limit pending calls (its opener and the rest as
+    // streams once it is up): open only as many as the queue needs.
+    const uint32_t per =
+        s->multiplexed_hint
+            ? static_cast<uint32_t>(std::max(1, s->last_allocation_limit))
+            : 1;
+    while (s->pending_count > 0 && HasConnectionRoom(*s) &&
+           (per == 1 || (s->connecting_count + s->awaiting_settings) *
+                                (per - 1) <
+                            s->pending_count)) {
       std::shared_ptr<Waiter> waiter = PopWaiter(s);
       if (waiter == nullptr) break;
       ++s->connecting_count;
@@ -775,7 +867,11 @@ ConnectionPool::Entry* ConnectionPool::MultiplexedWithRoom(
 
 void ConnectionPool::GrantStreams(Entry* entry, SteadyTime now,
                                   Effects* effects) {
-  if (!entry->multiplexed || entry->no_new_exchanges || shutdown_) return;
+  // An idle entry is taken through its address's idle stack, never here.
+  if (!entry->multiplexed || entry->idle || entry->no_new_exchanges ||
+      shutdown_) {
+    return;
+  }
   AddressState* state = entry->address_state;
   while (entry->allocations < entry->allocation_limit &&
          state->queued_count > 0) {
@@ -851,9 +947,22 @@ void ConnectionPool::Remove(Entry* entry, CloseReason reason,
   effects->closing.push_back({entry->connection, reason});
   AddressState* state = entry->address_state;
   --state->connection_count;
+  if (!entry->limit_known) {
+    entry->limit_known = true;
+    --state->awaiting_settings;
+  }
   if (entry->multiplexed) {
     auto& list = state->multiplexed;
     list.erase(std::remove(list.begin(), list.end(), entry), list.end());
+  }
+  if (entry->coalescing) {
+    entry->coalescing = false;
+    auto it = coalescable_.find(entry->connection->remote_ip());
+    if (it != coalescable_.end()) {
+      auto& list = it->second;
+      list.erase(std::remove(list.begin(), list.end(), entry), list.end());
+      if (list.empty()) coalescable_.erase(it);
+    }
   }
   in_use_.erase(entry->connection.get());
   entries_.erase(entry->connection->id());

@@ -76,6 +76,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "asio/any_io_executor.hpp"
@@ -210,12 +211,37 @@ class ConnectionPool : public ConnectionObserver {
   // queue until one of them is granted. Fails with RESOURCE_EXHAUSTED (queue
   // full, pending_timeout), DEADLINE_EXCEEDED (`deadline` passed while
   // pending) or CANCELLED (shutdown). With `allow_idle` false, idle
-  // connections are skipped (a retry wants a fresh connection). Runs on the
-  // calling coroutine's executor.
+  // connections are skipped (a retry wants a fresh connection).
+  // `may_multiplex` says the address may speak HTTP/2 (https with ALPN h2
+  // offered, or h2c): until a connection shows it speaks HTTP/1.1, calls
+  // then wait for a connection being opened instead of opening their own.
+  // Runs on the calling coroutine's executor.
   asio::awaitable<absl::StatusOr<Lease>> Acquire(const Address& address,
                                                  absl::Time deadline,
-                                                 bool allow_idle = true)
+                                                 bool allow_idle = true,
+                                                 bool may_multiplex = false)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // HTTP/2 connection coalescing: an open multiplexed TLS connection of
+  // another address with the same scheme and port whose remote IP is one of
+  // `ips` (the call's host's resolved addresses), that still allows
+  // coalescing and has room, and that `eligible` accepts (the caller checks
+  // the certificate covers its host and that both hosts get the same TLS
+  // options). Allocated to the caller; a null connection if none.
+  // `eligible` runs under the pool's lock: it must be quick and must not
+  // call the pool.
+  Lease TryAcquireCoalesced(
+      const Address& address, const std::vector<std::string>& ips,
+      absl::FunctionRef<bool(const Connection&)> eligible)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Whether any connection could be coalesced onto (so a caller can skip
+  // resolving for TryAcquireCoalesced).
+  bool MayCoalesce() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The connection serves only its own address from now on (a 421
+  // Misdirected Request answered a coalesced call).
+  void DisableCoalescing(uint64_t connection_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends a connecting slot with the connection that was opened and returns
   // the connection the caller must use, allocated to it: normally
@@ -297,6 +323,11 @@ class ConnectionPool : public ConnectionObserver {
     // last reported.
     int allocation_limit = 1;
     bool multiplexed = false;
+    // Multiplexed: the peer's SETTINGS have set allocation_limit.
+    bool limit_known = true;
+    // A multiplexed TLS connection may serve other hosts (coalescing) until
+    // a 421 says otherwise.
+    bool coalescing = false;
     bool idle = false;
     // Set once; the connection finishes what it carries and closes.
     std::optional<CloseReason> no_new_exchanges;
@@ -338,6 +369,15 @@ class ConnectionPool : public ConnectionObserver {
     // A connection of this address spoke HTTP/2: while one is connecting,
     // further calls wait for it rather than open their own.
     bool multiplexed_hint = false;
+    // A connection of this address spoke HTTP/1.1 (the last one opened):
+    // calls no longer wait on a hope of multiplexing.
+    bool known_http1 = false;
+    // The allocation limit of its last multiplexed connection: how many
+    // pending calls one more connection can be expected to take.
+    int last_allocation_limit = 1;
+    // Its multiplexed connections whose peer has not sent SETTINGS yet:
+    // each will take about last_allocation_limit calls once it has.
+    uint32_t awaiting_settings = 0;
     // The key: port, then scheme and host bytes back to back (when they fit
     // in `key`; otherwise `address` is compared).
     uint16_t port = 0;
@@ -479,6 +519,9 @@ class ConnectionPool : public ConnectionObserver {
   // their AddressState.
   absl::flat_hash_set<std::unique_ptr<AddressState>, StateHash, StateEq>
       addresses_ ABSL_GUARDED_BY(mu_);
+  // Multiplexed TLS connections by remote IP, for coalescing.
+  absl::flat_hash_map<std::string, std::vector<Entry*>> coalescable_
+      ABSL_GUARDED_BY(mu_);
   // Addresses with pending calls, for granting a freed global slot.
   absl::flat_hash_set<AddressState*> addresses_with_waiters_
       ABSL_GUARDED_BY(mu_);

@@ -9,8 +9,9 @@
 //
 // Allocation limit: min(Http2Options::max_concurrent_streams, the peer's
 // SETTINGS_MAX_CONCURRENT_STREAMS), updated live when the peer's SETTINGS
-// change (the observer is told); before the peer's first SETTINGS, the
-// client cap (or 100 with no cap).
+// change (the observer is told); before the peer's first SETTINGS, 1
+// (allocation_limit_known() false), so that the pool does not pile streams
+// onto a connection on a guess.
 //
 // Failures:
 //   - GOAWAY: no new exchanges (observer: kGoaway); streams above its
@@ -63,6 +64,7 @@ class Http2Connection final : public Connection,
   ~Http2Connection() override;
 
   int allocation_limit() const override;
+  bool allocation_limit_known() const override;
   void Start() override;
   asio::awaitable<ExchangeResult> Exchange(
       const Request& request, const Http1Limits& limits,
