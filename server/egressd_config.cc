@@ -137,6 +137,7 @@ const char* NotImplementedReason(absl::string_view path) {
 DestinationOptions ToDestinationOptions(const TlsSettings& t) {
   DestinationOptions o;
   o.verify = !t.insecure_skip_verify;
+  o.allow_cleartext = t.allow_cleartext;
   o.ca_file = t.ca_file;
   o.client_cert_file = t.client_cert_file;
   o.client_key_file = t.client_key.file;

@@ -714,6 +714,7 @@ absl::Status ConfigParser::ParseTlsSettings(const Field& f, TlsSettings* out,
       {"client_cert_file", OptionalString(&cert_file)},
       {"client_key_file", OptionalString(&key_file)},
       {"insecure_skip_verify", Bool(&out->insecure_skip_verify)},
+      {"allow_cleartext", Bool(&out->allow_cleartext)},
       {"protocol", Enum(&out->protocol, {{"auto", HttpProtocol::kAuto},
                                          {"http1", HttpProtocol::kHttp1},
                                          {"h2", HttpProtocol::kH2},
@@ -1399,6 +1400,7 @@ Out TlsOut(const TlsSettings& s, const HostMatch* match) {
       .Add("client_cert_file", Out::Str(s.client_cert_file))
       .Add("client_key_file", Out::Str(s.client_key.file))
       .Add("insecure_skip_verify", Bool(s.insecure_skip_verify))
+      .Add("allow_cleartext", Bool(s.allow_cleartext))
       .Add("protocol", Out::Plain(std::string(HttpProtocolName(s.protocol))))
       .Add("policy", Out::Plain(std::string(TlsPolicyName(s.policy))));
   return out;

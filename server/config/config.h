@@ -258,6 +258,10 @@ struct TlsSettings {
   // production traffic: anyone on the path can read and change it.
   // ConfigWarnings() reports each destination where it is on.
   bool insecure_skip_verify = false;
+  // Whether http:// (cleartext) fetches may go to these destinations.
+  // Default true; false makes them PERMISSION_DENIED (OkHttp's CLEARTEXT
+  // spec left out).
+  bool allow_cleartext = true;
   // Default auto.
   HttpProtocol protocol = HttpProtocol::kAuto;
   // Default modern.

@@ -234,6 +234,7 @@ tls:
       protocol: http1
     - suffix: internal.test
       insecure_skip_verify: true
+      allow_cleartext: false
       protocol: h2
     - cidr: 10.1.0.0/16
       protocol: h2c
@@ -248,6 +249,8 @@ tls:
   EXPECT_EQ(rules.For("legacy.example.com").protocols, HttpProtocols::kHttp11);
   EXPECT_TRUE(rules.For("legacy.example.com").verify);
   EXPECT_FALSE(rules.For("a.internal.test").verify);
+  EXPECT_FALSE(rules.For("a.internal.test").allow_cleartext);
+  EXPECT_TRUE(rules.For("legacy.example.com").allow_cleartext);
   EXPECT_EQ(rules.For("a.internal.test").protocols, HttpProtocols::kHttp2);
   EXPECT_EQ(rules.For("10.1.2.3").protocols, HttpProtocols::kHttp2);
   // A host name never matches a cidr entry.
