@@ -856,9 +856,19 @@ void ConnectionPool::GrantFreedSlots(AddressState* state, Effects* effects) {
 
 ConnectionPool::Entry* ConnectionPool::MultiplexedWithRoom(
     AddressState* state) {
+  SteadyTime now;
   for (Entry* entry : state->multiplexed) {
     if (entry->allocations > 0 && !entry->no_new_exchanges &&
         entry->allocations < entry->allocation_limit) {
+      // A busy HTTP/2 connection may never go idle, so its lifetime is
+      // checked here too: past it, it finishes its streams and closes.
+      if (max_lifetime_ != std::chrono::steady_clock::duration::zero()) {
+        if (now == SteadyTime()) now = std::chrono::steady_clock::now();
+        if (PastLifetime(*entry, now)) {
+          entry->no_new_exchanges = CloseReason::kMaxLifetime;
+          continue;
+        }
+      }
       return entry;
     }
   }

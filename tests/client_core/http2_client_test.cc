@@ -255,6 +255,44 @@ TEST_F(Http2ClientTest, StreamsAboveGoawayAreRetriedOnANewConnection) {
   EXPECT_EQ(Closed(snapshot, CloseReason::kGoaway), 1u);
 }
 
+TEST_F(Http2ClientTest, BusyConnectionPastItsLifetimeTakesNoNewStreams) {
+  H2FaultServer server([](const H2Request& request) {
+    H2Reply reply;
+    reply.body = absl::StrCat("conn", request.connection);
+    // The first call keeps the first connection busy past its lifetime.
+    if (request.index == 0) reply.delay = absl::Milliseconds(800);
+    return reply;
+  });
+  DestinationOptions defaults;
+  defaults.protocols = HttpProtocols::kHttp2;
+  HttpClientOptions options;
+  options.event_loops = 1;
+  options.pool.max_connection_lifetime = absl::Milliseconds(200);
+  options.connector.tls = std::shared_ptr<TlsClient>(
+      TlsClient::Create(DestinationRules::Create(defaults, {}).value())
+          .value());
+  HttpClient client(options);
+  Notification first_done;
+  absl::StatusOr<Response> first;
+  client.Execute(Get(server.Url("/slow")), [&](absl::StatusOr<Response> r) {
+    first = std::move(r);
+    first_done.Notify();
+  });
+  ASSERT_TRUE(server.AwaitStats(
+      [](const H2ServerStats& s) { return s.requests >= 1; }));
+  // The input here is time itself: the lifetime has to pass.
+  absl::SleepFor(absl::Milliseconds(300));
+  absl::StatusOr<Response> second = Call(client, Get(server.Url("/fast")));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->body, "conn1");
+  first_done.WaitForNotification();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->body, "conn0");
+  const PoolSnapshot snapshot = client.pool().Snapshot();
+  EXPECT_EQ(snapshot.connections_opened, 2u);
+  EXPECT_EQ(Closed(snapshot, CloseReason::kMaxLifetime), 1u);
+}
+
 TEST_F(Http2ClientTest, MisdirectedRequestStopsCoalescingAndIsRetried) {
   auto leaf = pki_->IssueLeaf("ab", {.dns_names = {"a.test", "b.test"}});
   ASSERT_TRUE(leaf.ok());
