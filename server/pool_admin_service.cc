@@ -13,6 +13,7 @@ grpc::ServerUnaryReactor* PoolAdminService::GetPoolStats(
   response->set_leaks_detected(client_->leaks().total());
   ToCallTotals(client_->totals(), response->mutable_call_totals());
   ToTlsTotals(client_->connector().tls().stats(), response->mutable_tls());
+  ToConnectFailures(client_->connector().failures(), response);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -157,6 +157,8 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
     out->set_requests_in_flight(a.requests_in_flight);
     out->set_http2_count(a.http2_count);
     out->set_streams_in_flight(a.allocations);
+    out->set_bytes_in(a.bytes_in);
+    out->set_bytes_out(a.bytes_out);
   }
   for (CloseReason reason : kAllCloseReasons) {
     (*proto->mutable_closed_by_reason())[std::string(CloseReasonName(reason))] =
@@ -172,6 +174,8 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
   proto->set_requests_in_flight(snapshot.requests_in_flight);
   proto->set_connect_failures(snapshot.connect_failures);
   proto->set_cleanup_wakeups(snapshot.cleanup_wakeups);
+  proto->set_bytes_in(snapshot.bytes_in);
+  proto->set_bytes_out(snapshot.bytes_out);
 
   v1::PoolConfig* config = proto->mutable_config();
   const auto u32 = [](size_t v) { return static_cast<uint32_t>(v); };
@@ -190,6 +194,15 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
   SetDuration(options.pending_timeout, config->mutable_pending_timeout());
   SetDuration(options.health_check_after_idle,
               config->mutable_health_check_after_idle());
+}
+
+void ToConnectFailures(
+    const std::array<uint64_t, kConnectFailureCount>& failures,
+    v1::PoolStats* out) {
+  for (size_t i = 0; i < kConnectFailureCount; ++i) {
+    (*out->mutable_connect_failures_by_reason())[std::string(
+        ConnectFailureName(static_cast<ConnectFailure>(i)))] = failures[i];
+  }
 }
 
 void ToTlsTotals(const TlsStats& s, v1::TlsTotals* out) {
@@ -221,6 +234,8 @@ void ToConnectionStats(const ConnectionSnapshot& c, v1::ConnectionStats* out) {
   out->set_local_port(c.local_port);
   out->set_protocol(std::string(ProtocolName(c.protocol)));
   out->set_allocation_limit(static_cast<uint32_t>(c.allocation_limit));
+  out->set_bytes_in(c.bytes_in);
+  out->set_bytes_out(c.bytes_out);
   if (c.connection != nullptr) {
     if (const TlsInfo* tls = c.connection->tls_info()) {
       v1::TlsSession* t = out->mutable_tls();

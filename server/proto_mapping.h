@@ -46,6 +46,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // PoolStats from a pool snapshot and the pool's options.
 void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
                  v1::PoolStats* proto);
+// Connect failures by reason (Connector::failures()), for PoolStats.
+void ToConnectFailures(
+    const std::array<uint64_t, kConnectFailureCount>& failures,
+    v1::PoolStats* out);
 // Handshake counts and failures by cause, for PoolStats.tls.
 void ToTlsTotals(const TlsStats& stats, v1::TlsTotals* out);
 

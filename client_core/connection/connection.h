@@ -127,6 +127,10 @@ class Connection {
   // Null for cleartext. Safe from any thread.
   const TlsInfo* tls_info() const { return transport_->tls_info(); }
   bool multiplexed() const { return protocol_ == Protocol::kHttp2; }
+  // Application bytes received from and sent to the peer so far. Safe from
+  // any thread.
+  uint64_t bytes_received() const { return transport_->bytes_read(); }
+  uint64_t bytes_sent() const { return transport_->bytes_written(); }
 
   // How many exchanges the connection may carry at once right now: 1 for
   // HTTP/1.1; for HTTP/2 the peer's SETTINGS_MAX_CONCURRENT_STREAMS capped

@@ -84,17 +84,44 @@ Connector::Connector(const ConnectorOptions& options,
                                             .value())),
       route_database_(options.failed_route_expiry) {}
 
+std::string_view ConnectFailureName(ConnectFailure failure) {
+  switch (failure) {
+    case ConnectFailure::kEgressPolicy: return "egress_policy";
+    case ConnectFailure::kDns: return "dns";
+    case ConnectFailure::kRefused: return "refused";
+    case ConnectFailure::kTimeout: return "timeout";
+    case ConnectFailure::kNetwork: return "network";
+    case ConnectFailure::kTls: return "tls";
+    case ConnectFailure::kDeadline: return "deadline";
+  }
+  return "unknown";
+}
+
+std::array<uint64_t, kConnectFailureCount> Connector::failures() const {
+  std::array<uint64_t, kConnectFailureCount> out{};
+  for (size_t i = 0; i < kConnectFailureCount; ++i) {
+    out[i] = failures_[i].load(std::memory_order_relaxed);
+  }
+  return out;
+}
+
 asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     const Address& address, uint64_t connection_id, absl::Time deadline) {
   asio::any_io_executor executor = co_await asio::this_coro::executor;
+  const auto failed = [this](ConnectFailure failure) {
+    failures_[static_cast<size_t>(failure)].fetch_add(
+        1, std::memory_order_relaxed);
+  };
   const DestinationOptions& destination = tls_->rules().For(address.host);
   if (address.scheme == "http" && !destination.allow_cleartext) {
+    failed(ConnectFailure::kEgressPolicy);
     co_return absl::PermissionDeniedError(absl::StrCat(
         "cleartext http:// to '", address.host,
         "' is not allowed by its destination rule (allow_cleartext: false)"));
   }
   const absl::Time dns_start = absl::Now();
   if (dns_start >= deadline) {
+    failed(ConnectFailure::kDeadline);
     co_return absl::DeadlineExceededError(absl::StrCat(
         "deadline exceeded before connecting to ", address.ToString()));
   }
@@ -108,10 +135,16 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   } else {
     absl::StatusOr<std::vector<asio::ip::address>> resolved =
         co_await resolver_->Resolve(address.host, deadline);
-    if (!resolved.ok()) co_return resolved.status();
+    if (!resolved.ok()) {
+      failed(absl::IsDeadlineExceeded(resolved.status())
+                 ? ConnectFailure::kDeadline
+                 : ConnectFailure::kDns);
+      co_return resolved.status();
+    }
     ips = *std::move(resolved);
   }
   if (ips.empty()) {
+    failed(ConnectFailure::kDns);
     co_return absl::UnavailableError(
         absl::StrCat("DNS lookup of '", address.host, "' found no address"));
   }
@@ -134,7 +167,10 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
         first_denial = decision.ToStatus(address.host);
       }
     }
-    if (allowed.empty()) co_return first_denial;
+    if (allowed.empty()) {
+      failed(ConnectFailure::kEgressPolicy);
+      co_return first_denial;
+    }
     ips = std::move(allowed);
   }
 
@@ -199,6 +235,7 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
       // Attempts cut short by the caller's deadline say nothing about their
       // routes: they are not marked failed.
       end_race();
+      failed(ConnectFailure::kDeadline);
       co_return absl::DeadlineExceededError(absl::StrCat(
           "deadline exceeded while connecting to ", address.ToString(),
           failures.empty() ? "" : " (", failures, failures.empty() ? "" : ")"));
@@ -229,6 +266,17 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     }
     if (!any_pending()) {
       end_race();
+      // Any refusal says "nothing listens there"; only timeouts say
+      // "blackholed"; the rest is the network's.
+      ConnectFailure why = ConnectFailure::kTimeout;
+      for (const std::shared_ptr<Attempt>& attempt : attempts) {
+        if (attempt->error == asio::error::connection_refused) {
+          why = ConnectFailure::kRefused;
+          break;
+        }
+        if (attempt->completed && attempt->error) why = ConnectFailure::kNetwork;
+      }
+      failed(why);
       co_return absl::UnavailableError(absl::StrCat(
           "connect to ", address.ToString(), " failed: ", failures));
     }
@@ -266,7 +314,12 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     absl::StatusOr<TlsClient::Handshaken> handshaken = co_await tls_->Handshake(
         std::move(winner->socket), address,
         EndpointToString(winner->route.endpoint), deadline);
-    if (!handshaken.ok()) co_return handshaken.status();
+    if (!handshaken.ok()) {
+      failed(absl::IsDeadlineExceeded(handshaken.status())
+                 ? ConnectFailure::kDeadline
+                 : ConnectFailure::kTls);
+      co_return handshaken.status();
+    }
     transport = std::move(handshaken->transport);
     result.tls_time = handshaken->handshake_time;
     if (transport->tls_info()->alpn == "h2") protocol = Protocol::kHttp2;

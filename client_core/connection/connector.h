@@ -27,8 +27,11 @@
 #ifndef EGRESS_CLIENT_CORE_CONNECTION_CONNECTOR_H_
 #define EGRESS_CLIENT_CORE_CONNECTION_CONNECTOR_H_
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -68,6 +71,21 @@ struct ConnectorOptions {
   // How HTTP/2 connections run.
   Http2Options http2;
 };
+
+// Why a Connect() failed, counted per reason (PoolStats, metrics).
+enum class ConnectFailure {
+  kEgressPolicy,  // every resolved address denied, or cleartext refused
+  kDns,           // resolution failed or found nothing
+  kRefused,       // a route answered with a reset (connection refused)
+  kTimeout,       // every route timed out (connect_timeout)
+  kNetwork,       // unreachable, or another socket error
+  kTls,           // the TLS handshake failed (TlsClient counts the cause)
+  kDeadline,      // the call's deadline passed first
+};
+inline constexpr size_t kConnectFailureCount = 7;
+// "egress_policy", "dns", "refused", "timeout", "network", "tls",
+// "deadline".
+std::string_view ConnectFailureName(ConnectFailure failure);
 
 struct ConnectResult {
   std::shared_ptr<Connection> connection;
@@ -113,6 +131,8 @@ class Connector {
                                                          absl::Time deadline);
 
   RouteDatabase& route_database() { return route_database_; }
+  // Failed Connect() calls since start, indexed by ConnectFailure.
+  std::array<uint64_t, kConnectFailureCount> failures() const;
   Resolver& resolver() { return *resolver_; }
   const ConnectorOptions& options() const { return options_; }
   TlsClient& tls() { return *tls_; }
@@ -121,6 +141,7 @@ class Connector {
   const ConnectorOptions options_;
   const std::shared_ptr<Resolver> resolver_;
   const std::shared_ptr<TlsClient> tls_;
+  std::array<std::atomic<uint64_t>, kConnectFailureCount> failures_{};
   RouteDatabase route_database_;
 };
 

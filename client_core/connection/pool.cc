@@ -680,19 +680,36 @@ PoolSnapshot ConnectionPool::Snapshot() const {
     counts.http2_count = static_cast<uint32_t>(state.multiplexed.size());
     snapshot.addresses.push_back(std::move(counts));
   }
-  // Allocations per address: a pass over the connections (a snapshot is
-  // rare; the hot paths keep no per-address sum).
-  absl::flat_hash_map<const AddressState*, uint32_t> allocations;
+  // Allocations and bytes per address: a pass over the connections (a
+  // snapshot is rare; the hot paths keep no per-address sum).
+  struct Sums {
+    uint32_t allocations = 0;
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+  };
+  absl::flat_hash_map<const AddressState*, Sums> sums;
+  snapshot.bytes_in = closed_bytes_in_;
+  snapshot.bytes_out = closed_bytes_out_;
   for (const auto& [id, entry] : entries_) {
-    if (entry->allocations > 0) {
-      allocations[entry->address_state] += entry->allocations;
-    }
+    Sums& sum = sums[entry->address_state];
+    sum.allocations += static_cast<uint32_t>(entry->allocations);
+    const uint64_t in = entry->connection->bytes_received();
+    const uint64_t out = entry->connection->bytes_sent();
+    sum.bytes_in += in;
+    sum.bytes_out += out;
+    snapshot.bytes_in += in;
+    snapshot.bytes_out += out;
   }
   for (PoolSnapshot::AddressCounts& counts : snapshot.addresses) {
     auto it = addresses_.find(counts.address);
     if (it == addresses_.end()) continue;
-    auto a = allocations.find(it->get());
-    if (a != allocations.end()) counts.allocations = a->second;
+    counts.bytes_in = it->get()->closed_bytes_in;
+    counts.bytes_out = it->get()->closed_bytes_out;
+    auto a = sums.find(it->get());
+    if (a == sums.end()) continue;
+    counts.allocations = a->second.allocations;
+    counts.bytes_in += a->second.bytes_in;
+    counts.bytes_out += a->second.bytes_out;
   }
   std::sort(snapshot.addresses.begin(), snapshot.addresses.end(),
             [](const auto& a, const auto& b) {
@@ -736,6 +753,8 @@ std::vector<ConnectionSnapshot> ConnectionPool::ListConnections(
                           : absl::InfinitePast();
     s.allocations = e.allocations;
     s.allocation_limit = e.allocation_limit;
+    s.bytes_in = e.connection->bytes_received();
+    s.bytes_out = e.connection->bytes_sent();
     s.protocol = e.connection->protocol();
     s.connection = e.connection;
     s.success_count = e.success_count;
@@ -957,6 +976,12 @@ void ConnectionPool::Remove(Entry* entry, CloseReason reason,
   effects->closing.push_back({entry->connection, reason});
   AddressState* state = entry->address_state;
   --state->connection_count;
+  const uint64_t in = entry->connection->bytes_received();
+  const uint64_t out = entry->connection->bytes_sent();
+  state->closed_bytes_in += in;
+  state->closed_bytes_out += out;
+  closed_bytes_in_ += in;
+  closed_bytes_out_ += out;
   if (!entry->limit_known) {
     entry->limit_known = true;
     --state->awaiting_settings;

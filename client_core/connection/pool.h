@@ -124,6 +124,8 @@ struct ConnectionSnapshot {
   int allocations = 0;
   int allocation_limit = 1;
   uint64_t success_count = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
   // Empty unless the connection takes no new exchanges.
   std::string no_new_exchanges_reason;
   Protocol protocol = Protocol::kHttp11;
@@ -146,6 +148,11 @@ struct PoolSnapshot {
     uint32_t http2_count = 0;
     // Exchanges running on the address's connections (streams, for HTTP/2).
     uint32_t allocations = 0;
+    // Bytes received / sent over the address's connections: the open ones,
+    // and those closed since the address was last forgotten (an address is
+    // forgotten when nothing is open, connecting or in flight for it).
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
   };
   uint32_t connection_count = 0;
   uint32_t idle_count = 0;
@@ -157,6 +164,9 @@ struct PoolSnapshot {
   std::vector<AddressCounts> addresses;
   uint64_t connections_opened = 0;
   uint64_t connect_failures = 0;
+  // Bytes received / sent over every connection since start.
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
   // Indexed by CloseReason.
   std::array<uint64_t, kAllCloseReasons.size()> closed_by_reason{};
   // Indexed by PoolLimit.
@@ -378,6 +388,9 @@ class ConnectionPool : public ConnectionObserver {
     // Its multiplexed connections whose peer has not sent SETTINGS yet:
     // each will take about last_allocation_limit calls once it has.
     uint32_t awaiting_settings = 0;
+    // Bytes of its connections closed so far (see AddressCounts).
+    uint64_t closed_bytes_in = 0;
+    uint64_t closed_bytes_out = 0;
     // The key: port, then scheme and host bytes back to back (when they fit
     // in `key`; otherwise `address` is compared).
     uint16_t port = 0;
@@ -536,6 +549,9 @@ class ConnectionPool : public ConnectionObserver {
   uint32_t requests_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t connections_opened_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t connect_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of connections closed since start.
+  uint64_t closed_bytes_in_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t closed_bytes_out_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<uint64_t, kAllCloseReasons.size()> closed_by_reason_
       ABSL_GUARDED_BY(mu_){};
   std::array<uint64_t, kPoolLimitCount> rejected_by_limit_

@@ -13,6 +13,13 @@ namespace {
 
 constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
+// Only the socket's loop writes the counters: a relaxed load and store, no
+// read-modify-write.
+void Count(std::atomic<uint64_t>& counter, size_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n,
+                std::memory_order_relaxed);
+}
+
 }  // namespace
 
 Transport::Transport(asio::ip::tcp::socket socket)
@@ -39,9 +46,11 @@ asio::awaitable<std::tuple<asio::error_code, size_t>> Transport::ReadSome(
     // HTTP: its framing says where a message ends) is an EOF, as in
     // cleartext; the codec decides whether the message was complete.
     if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+    Count(bytes_read_, n);
     co_return std::make_tuple(ec, n);
   }
   auto [ec, n] = co_await plain_->async_read_some(buffer, kNoThrow);
+  Count(bytes_read_, n);
   co_return std::make_tuple(ec, n);
 }
 
@@ -49,9 +58,11 @@ asio::awaitable<std::tuple<asio::error_code, size_t>> Transport::Write(
     absl::Span<const asio::const_buffer> buffers) {
   if (tls_ != nullptr) {
     auto [ec, n] = co_await asio::async_write(*tls_, buffers, kNoThrow);
+    Count(bytes_written_, n);
     co_return std::make_tuple(ec, n);
   }
   auto [ec, n] = co_await asio::async_write(*plain_, buffers, kNoThrow);
+  Count(bytes_written_, n);
   co_return std::make_tuple(ec, n);
 }
 

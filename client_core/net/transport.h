@@ -13,7 +13,9 @@
 #ifndef EGRESS_CLIENT_CORE_NET_TRANSPORT_H_
 #define EGRESS_CLIENT_CORE_NET_TRANSPORT_H_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <tuple>
 
@@ -59,6 +61,15 @@ class Transport {
   asio::awaitable<std::tuple<asio::error_code, size_t>> Write(
       absl::Span<const asio::const_buffer> buffers);
 
+  // Bytes read and written through the transport (TLS: application bytes,
+  // not records) since it was made. Safe from any thread.
+  uint64_t bytes_read() const {
+    return bytes_read_.load(std::memory_order_relaxed);
+  }
+  uint64_t bytes_written() const {
+    return bytes_written_.load(std::memory_order_relaxed);
+  }
+
   // Closes the TCP connection at once (no TLS close_notify: the pool closes
   // connections it no longer wants, and waiting for the peer is pointless).
   // Idempotent.
@@ -69,6 +80,9 @@ class Transport {
   std::unique_ptr<TlsStream> tls_;
   std::shared_ptr<const TlsInfo> tls_info_;
   int native_fd_ = -1;
+  // Written on the socket's loop only; atomics so other threads may read.
+  std::atomic<uint64_t> bytes_read_{0};
+  std::atomic<uint64_t> bytes_written_{0};
 };
 
 }  // namespace egress

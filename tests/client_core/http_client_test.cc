@@ -8,12 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "client_core/base/sync.h"
+#include "client_core/route/resolver.h"
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/nginx.h"
 #include "tests/support/scripted_origin.h"
+#include "tests/support/subprocess.h"
 
 namespace egress {
 namespace {
@@ -439,6 +442,61 @@ TEST(HttpClientAbortTest, AbortBeforeTheExchangeLeavesThePooledConnection) {
       Closed(s, CloseReason::kCallAborted) == 0) {
     EXPECT_EQ(s.idle_count, 1u) << "aborted before writing: still pooled";
   }
+}
+
+}  // namespace
+}  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(HttpClientAccountingTest, BytesInAndOutPerConnectionAddressAndPool) {
+  auto nginx = ::egress::testing::NginxServer::Start(
+      {.files = {{"4k", std::string(4096, 'x')}}});
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  HttpClient client(TwoLoops());
+  absl::StatusOr<Response> first = Call(client, "GET", (*nginx)->Url("/4k"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<Response> second =
+      Call(client, "POST", (*nginx)->Url("/4k"), std::string(1000, 'p'));
+  ASSERT_TRUE(second.ok()) << second.status();
+
+  bool end = false;
+  std::vector<ConnectionSnapshot> connections =
+      client.pool().ListConnections(0, 0, std::nullopt, &end);
+  ASSERT_EQ(connections.size(), 1u);
+  // Received: at least the body and a status line per response; sent: at
+  // least the POST body and two request lines.
+  EXPECT_GE(connections[0].bytes_in, 4096u + 2 * 17);
+  EXPECT_GE(connections[0].bytes_out, 1000u + 2 * 16);
+  PoolSnapshot snapshot = client.pool().Snapshot();
+  ASSERT_EQ(snapshot.addresses.size(), 1u);
+  EXPECT_EQ(snapshot.addresses[0].bytes_in, connections[0].bytes_in);
+  EXPECT_EQ(snapshot.addresses[0].bytes_out, connections[0].bytes_out);
+  // Closed connections keep counting in the pool's totals.
+  const uint64_t in = connections[0].bytes_in;
+  EXPECT_EQ(client.pool().EvictIdle(std::nullopt), 1u);
+  snapshot = client.pool().Snapshot();
+  EXPECT_EQ(snapshot.bytes_in, in);
+}
+
+TEST(HttpClientAccountingTest, ConnectFailuresAreCountedByReason) {
+  HttpClientOptions options = TwoLoops();
+  StaticHostMap hosts;
+  hosts["known.test"] = {asio::ip::make_address("127.0.0.1")};
+  options.resolver = std::make_shared<StaticResolver>(std::move(hosts));
+  HttpClient client(options);
+  const int closed_port = ::egress::testing::PickFreePort();
+  absl::StatusOr<Response> refused = Call(
+      client, "GET", absl::StrCat("http://127.0.0.1:", closed_port, "/"));
+  ASSERT_FALSE(refused.ok());
+  absl::StatusOr<Response> unknown =
+      Call(client, "GET", "http://unknown.test/");
+  ASSERT_FALSE(unknown.ok());
+  const auto failures = client.connector().failures();
+  EXPECT_EQ(failures[static_cast<size_t>(ConnectFailure::kRefused)], 1u);
+  EXPECT_EQ(failures[static_cast<size_t>(ConnectFailure::kDns)], 1u);
+  EXPECT_EQ(client.pool().Snapshot().connect_failures, 2u);
 }
 
 }  // namespace
