@@ -281,14 +281,14 @@ absl::Status CheckImplemented(const EgressdConfig& config) {
 
 std::vector<std::string> EgressdWarnings(const EgressdConfig& config) {
   std::vector<std::string> warnings = ConfigWarnings(config);
-  for (const std::string& path : ChangedFromDefaults(config)) {
-    if (path == "listeners.metrics_listen") {
-      warnings.push_back(absl::StrCat(
-          "listeners.metrics_listen (",
-          config.listeners.metrics_listen.ToString(),
-          ") is accepted but not served: this build of egressd has no "
-          "metrics endpoint yet"));
-    }
+  const ListenAddress& metrics = config.listeners.metrics_listen;
+  if (!metrics.host.empty() && !metrics.IsLoopback()) {
+    // /metrics and the pool page take no token (PoolAdmin does): what they
+    // show is for whoever can reach the port.
+    warnings.push_back(absl::StrCat(
+        "listeners.metrics_listen (", metrics.ToString(),
+        ") is not a loopback address: /metrics and the pool page need no "
+        "token, so limit who can reach it (a NetworkPolicy in Kubernetes)"));
   }
   return warnings;
 }

@@ -80,13 +80,12 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
 // and logging., limits.max_request_body_bytes, and
 // egress.allow_hosts / egress.allow_domain_suffixes (the file means "only
 // these hosts", which the egress policy cannot enforce yet). The
-// kInvalidArgument message names every such field. listeners.metrics_listen
-// is accepted (the Kubernetes ConfigMap sets it) and reported by
-// EgressdWarnings instead.
+// kInvalidArgument message names every such field.
 absl::Status CheckImplemented(const EgressdConfig& config);
 
-// ConfigWarnings(config), plus a line for each field accepted but not acted
-// on yet (listeners.metrics_listen). One sentence each, no prefix.
+// ConfigWarnings(config), plus one when listeners.metrics_listen is not a
+// loopback address (the metrics and the pool page take no token). One
+// sentence each, no prefix.
 std::vector<std::string> EgressdWarnings(const EgressdConfig& config);
 
 // The HttpClient's options for `config`: threads.event_loops, pool.*,

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "client_core/base/sync.h"
 #include "grpcpp/server_context.h"
+#include "server/metrics/call_metrics.h"
 #include "server/proto_mapping.h"
 
 namespace egress {
@@ -63,6 +64,7 @@ class FetchService::UnaryCall : public FetchService::Tag {
     abort_ = owner_->client_->Execute(
         *std::move(request),
         [this, call_id](absl::StatusOr<Response> result) {
+          metrics::RecordCompletedCall(result);
           if (!result.ok()) {
             responder_.FinishWithError(ToGrpcStatus(result.status()),
                                        &finish_tag_);
@@ -183,6 +185,7 @@ class FetchService::StreamRpc : public FetchService::Tag {
   }
 
   void Done(absl::StatusOr<Response> result) {
+    metrics::RecordCompletedCall(result);
     MutexLock lock(&mu_);
     if (!result.ok()) {
       final_status_ = ToGrpcStatus(result.status());

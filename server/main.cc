@@ -7,7 +7,8 @@
 // `egressd --check_config=FILE` prints the effective configuration and exits.
 //
 // Start-up prints one line a script can parse, after both ports are bound:
-//   EGRESSD_READY listen=127.0.0.1:7070 admin_listen=127.0.0.1:9901
+//   EGRESSD_READY listen=127.0.0.1:7070 metrics_listen=127.0.0.1:9902
+//       admin_listen=127.0.0.1:9901   (one line; metrics_listen=off if off)
 // SIGTERM or SIGINT: health turns NOT_SERVING and egressd prints
 //   EGRESSD_DRAINING grace=20s
 // then the Fetcher stops taking calls, in-flight ones get
@@ -39,6 +40,8 @@
 #include "server/egressd_config.h"
 #include "server/fetch_service.h"
 #include "server/listen_address.h"
+#include "server/metrics/call_metrics.h"
+#include "server/metrics/metrics_server.h"
 #include "server/pool_admin_service.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -127,6 +130,14 @@ ABSL_FLAG(absl::Duration, leak_threshold, absl::Seconds(30),
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
           "On SIGTERM, how long in-flight Fetches may take to finish. "
           "(timeouts.shutdown_grace)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9902",
+          "HOST:PORT for Prometheus /metrics and the pool's web page (/); "
+          "\"off\" or \"\" turns both off. Port 0 picks a free port. "
+          "(listeners.metrics_listen)");
+ABSL_FLAG(bool, metrics_per_address, false,
+          "Also export per-address series (label `address`) in /metrics. "
+          "Off by default: one set of series per origin can be many. No "
+          "configuration field.");
 
 namespace egress {
 namespace {
@@ -256,6 +267,21 @@ int Run(int raw_argc, char** raw_argv) {
   if (!client_options.ok()) {
     return Fail(std::string(client_options.status().message()));
   }
+  // --metrics_listen overrides listeners.metrics_listen; "off" or ""
+  // turns the endpoint off.
+  std::optional<ListenAddress> metrics_listen =
+      config->listeners.metrics_listen;
+  if (given.count("metrics_listen") > 0) {
+    const std::string value = absl::GetFlag(FLAGS_metrics_listen);
+    if (value.empty() || value == "off") {
+      metrics_listen.reset();
+    } else {
+      absl::StatusOr<ListenAddress> parsed =
+          ParseListenAddress("--metrics_listen", value);
+      if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+      metrics_listen = *parsed;
+    }
+  }
   for (const std::string& warning : EgressdWarnings(*config)) {
     std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
   }
@@ -318,6 +344,24 @@ int Run(int raw_argc, char** raw_argv) {
                              " (listeners.admin_listen, --admin_listen): "
                              "address in use or not local"));
   }
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (metrics_listen.has_value()) {
+    metrics::MetricsServerOptions metrics_options;
+    metrics_options.per_address = absl::GetFlag(FLAGS_metrics_per_address);
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
+        metrics::MetricsServer::Start(*metrics_listen, &client,
+                                      &metrics::CallMetrics::Global(),
+                                      metrics_options);
+    if (!started.ok()) {
+      admin_server->Shutdown();
+      fetch_server->Shutdown();
+      fetch_service.Shutdown();
+      return Fail(absl::StrCat(started.status().message(),
+                               " (listeners.metrics_listen, --metrics_listen; "
+                               "--metrics_listen=off turns it off)"));
+    }
+    metrics_server = *std::move(started);
+  }
   fetch_service.Start();
   grpc::HealthCheckServiceInterface* health =
       fetch_server->GetHealthCheckService();
@@ -328,8 +372,13 @@ int Run(int raw_argc, char** raw_argv) {
   bound_listen.port = static_cast<uint16_t>(fetch_port);
   ListenAddress bound_admin = admin_listen;
   bound_admin.port = static_cast<uint16_t>(admin_port);
-  std::printf("EGRESSD_READY listen=%s admin_listen=%s\n",
-              bound_listen.ToString().c_str(), bound_admin.ToString().c_str());
+  // admin_listen stays last: scripts read it to the end of the line.
+  std::printf("EGRESSD_READY listen=%s metrics_listen=%s admin_listen=%s\n",
+              bound_listen.ToString().c_str(),
+              metrics_server != nullptr
+                  ? metrics_server->bound().ToString().c_str()
+                  : "off",
+              bound_admin.ToString().c_str());
   std::fflush(stdout);
 
   int signal_number = 0;
@@ -356,6 +405,8 @@ int Run(int raw_argc, char** raw_argv) {
   client.Shutdown(absl::ZeroDuration());
   fetch_service.Shutdown();
   admin_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  // Last, so the pool can be watched while it drains.
+  if (metrics_server != nullptr) metrics_server->Stop();
   std::fprintf(stderr, "egressd: stopped\n");
   return 0;
 }

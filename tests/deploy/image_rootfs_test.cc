@@ -121,6 +121,7 @@ TEST_F(ImageRootfsTest, EgressdAndEgressctlRunFromItAsUser65532) {
   argv.insert(argv.end(), {"/usr/local/bin/egressd",
                            "--config=/etc/egressd/config.yaml",
                            "--listen=127.0.0.1:0",
+                           "--metrics_listen=127.0.0.1:0",
                            "--admin_listen=127.0.0.1:0"});
   absl::StatusOr<Subprocess> egressd = Subprocess::Start(argv, stderr_path);
   ASSERT_TRUE(egressd.ok()) << egressd.status();
@@ -128,7 +129,7 @@ TEST_F(ImageRootfsTest, EgressdAndEgressctlRunFromItAsUser65532) {
       egressd->ReadLineMatching("EGRESSD_READY", absl::Seconds(30));
   ASSERT_TRUE(ready.ok()) << ready.status() << "\nstderr:\n"
                           << ReadFileOrEmpty(stderr_path);
-  // "EGRESSD_READY listen=127.0.0.1:P admin_listen=127.0.0.1:Q"
+  // "EGRESSD_READY listen=127.0.0.1:P metrics_listen=... admin_listen=..."
   const size_t admin = ready->find("admin_listen=");
   ASSERT_NE(admin, std::string::npos) << *ready;
   const std::string admin_address = std::string(absl::StripAsciiWhitespace(

@@ -140,7 +140,7 @@ TEST(ConfigStartupTest, ABadOrUnsupportedConfigurationStopsStartUpByName) {
   const Case cases[] = {
       {"pool:\n  keep_alive: abc\n", {}, "pool.keep_alive"},
       {"pools: {}\n", {}, "pools"},
-      {"tls:\n  default:\n    protocol: h2\n", {}, "tls.default.protocol"},
+      {"tls:\n  default:\n    protocol: h3\n", {}, "tls.default.protocol"},
       {"proxy:\n  use_env_proxy: true\n", {}, "proxy.use_env_proxy"},
       {"logging:\n  level: debug\n", {}, "logging.level"},
       {"limits:\n  max_request_body_bytes: 1MiB\n", {},

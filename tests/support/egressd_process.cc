@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -20,6 +21,12 @@ absl::StatusOr<std::unique_ptr<EgressdProcess>> EgressdProcess::Start(
       flags.begin(), flags.end(),
       [](const std::string& f) { return absl::StartsWith(f, "--allow_cidr"); });
   if (!own_allow) argv.push_back("--allow_cidr=127.0.0.0/8");
+  // Never the default 9902: tests run side by side.
+  const bool own_metrics = std::any_of(
+      flags.begin(), flags.end(), [](const std::string& f) {
+        return absl::StartsWith(f, "--metrics_listen");
+      });
+  if (!own_metrics) argv.push_back("--metrics_listen=127.0.0.1:0");
   argv.insert(argv.end(), flags.begin(), flags.end());
   absl::StatusOr<Subprocess> process = Subprocess::Start(argv);
   if (!process.ok()) return process.status();
@@ -33,6 +40,8 @@ absl::StatusOr<std::unique_ptr<EgressdProcess>> EgressdProcess::Start(
       egressd->listen_ = std::string(field);
     } else if (absl::ConsumePrefix(&field, "admin_listen=")) {
       egressd->admin_listen_ = std::string(field);
+    } else if (absl::ConsumePrefix(&field, "metrics_listen=")) {
+      egressd->metrics_listen_ = std::string(field);
     }
   }
   if (egressd->listen_.empty() || egressd->admin_listen_.empty()) {
@@ -44,6 +53,16 @@ absl::StatusOr<std::unique_ptr<EgressdProcess>> EgressdProcess::Start(
   egressd->admin_ = v1::PoolAdmin::NewStub(grpc::CreateChannel(
       egressd->admin_listen_, grpc::InsecureChannelCredentials()));
   return egressd;
+}
+
+int EgressdProcess::metrics_port() const {
+  const size_t colon = metrics_listen_.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(metrics_listen_.substr(colon + 1), &port)) {
+    return 0;
+  }
+  return port;
 }
 
 grpc::Status EgressdProcess::Fetch(const v1::FetchRequest& request,

@@ -17,7 +17,8 @@ namespace egress::testing {
 
 class EgressdProcess {
  public:
-  // Starts egressd with --listen and --admin_listen on port 0,
+  // Starts egressd with --listen, --admin_listen and --metrics_listen on
+  // port 0 (--metrics_listen left out when `flags` has its own),
   // --allow_cidr=127.0.0.0/8 (the test origins' loopback; left out when
   // `flags` has its own --allow_cidr) plus `flags`, and waits for its
   // EGRESSD_READY line.
@@ -26,6 +27,10 @@ class EgressdProcess {
 
   const std::string& listen() const { return listen_; }
   const std::string& admin_listen() const { return admin_listen_; }
+  // "127.0.0.1:PORT" of /metrics and the pool page, or "off".
+  const std::string& metrics_listen() const { return metrics_listen_; }
+  // The metrics port; 0 when off.
+  int metrics_port() const;
   Subprocess& process() { return *process_; }
 
   v1::Fetcher::Stub& fetcher() { return *fetcher_; }
@@ -42,6 +47,7 @@ class EgressdProcess {
   std::unique_ptr<Subprocess> process_;
   std::string listen_;
   std::string admin_listen_;
+  std::string metrics_listen_;
   std::shared_ptr<grpc::Channel> fetch_channel_;
   std::unique_ptr<v1::Fetcher::Stub> fetcher_;
   std::unique_ptr<v1::PoolAdmin::Stub> admin_;
