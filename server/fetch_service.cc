@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -10,10 +12,33 @@
 #include "absl/time/clock.h"
 #include "client_core/base/sync.h"
 #include "grpcpp/server_context.h"
+#include "server/log/access_log.h"
 #include "server/metrics/call_metrics.h"
 #include "server/proto_mapping.h"
 
 namespace egress {
+namespace {
+
+// Writes the access log line of a call (server/log/access_log.h). `call_id`
+// is 0 for a request refused before it became a call.
+void LogCall(absl::string_view rpc, uint64_t call_id,
+             const grpc::ServerContext& context,
+             const v1::FetchRequest& request,
+             const absl::StatusOr<Response>& result, uint64_t bytes_in) {
+  if (!log::AccessLogEnabled()) return;
+  const std::string peer = context.peer();
+  log::AccessRecord record;
+  record.rpc = rpc;
+  record.call_id = call_id;
+  record.caller = peer;
+  record.method = request.method();
+  record.url = request.url();
+  record.bytes_out = request.body().size();
+  record.bytes_in = bytes_in;
+  log::LogAccess(record, result);
+}
+
+}  // namespace
 
 // One Fetch RPC, from waiting for a request to the finished response. Owns
 // itself: deleted once the response is finished and gRPC reported the call
@@ -57,6 +82,7 @@ class FetchService::UnaryCall : public FetchService::Tag {
   void Start() {
     absl::StatusOr<Request> request = owner_->MakeRequest(context_, request_);
     if (!request.ok()) {
+      LogCall("Fetch", 0, context_, request_, request.status(), 0);
       responder_.FinishWithError(ToGrpcStatus(request.status()), &finish_tag_);
       return;
     }
@@ -65,6 +91,8 @@ class FetchService::UnaryCall : public FetchService::Tag {
         *std::move(request),
         [this, call_id](absl::StatusOr<Response> result) {
           metrics::RecordCompletedCall(result);
+          LogCall("Fetch", call_id, context_, request_, result,
+                  result.ok() ? result->body.size() : 0);
           if (!result.ok()) {
             responder_.FinishWithError(ToGrpcStatus(result.status()),
                                        &finish_tag_);
@@ -123,6 +151,7 @@ class FetchService::StreamRpc : public FetchService::Tag {
     new StreamRpc(owner_, cq_);
     absl::StatusOr<Request> request = owner_->MakeRequest(context_, request_);
     if (!request.ok()) {
+      LogCall("FetchStream", 0, context_, request_, request.status(), 0);
       MutexLock lock(&mu_);
       finish_started_ = true;
       writer_.Finish(ToGrpcStatus(request.status()), &finish_tag_);
@@ -153,6 +182,7 @@ class FetchService::StreamRpc : public FetchService::Tag {
       rpc_->Write(std::move(message), std::move(ready));
     }
     void OnBody(std::string chunk, Ready ready) override {
+      rpc_->body_bytes_.fetch_add(chunk.size(), std::memory_order_relaxed);
       v1::FetchStreamResponse message;
       message.set_body_chunk(std::move(chunk));
       rpc_->Write(std::move(message), std::move(ready));
@@ -186,6 +216,8 @@ class FetchService::StreamRpc : public FetchService::Tag {
 
   void Done(absl::StatusOr<Response> result) {
     metrics::RecordCompletedCall(result);
+    LogCall("FetchStream", call_id_, context_, request_, result,
+            body_bytes_.load(std::memory_order_relaxed));
     MutexLock lock(&mu_);
     if (!result.ok()) {
       final_status_ = ToGrpcStatus(result.status());
@@ -255,6 +287,8 @@ class FetchService::StreamRpc : public FetchService::Tag {
   v1::FetchRequest request_;
   grpc::ServerAsyncWriter<v1::FetchStreamResponse> writer_;
   uint64_t call_id_ = 0;
+  // Response body bytes handed to gRPC, for the access log.
+  std::atomic<uint64_t> body_bytes_{0};
   OpTag write_tag_{this, OpTag::Op::kWrite};
   OpTag finish_tag_{this, OpTag::Op::kFinish};
   OpTag done_tag_{this, OpTag::Op::kDone};
@@ -285,7 +319,37 @@ absl::StatusOr<Request> FetchService::MakeRequest(
   if (!request.ok()) return request;
   request->call_id = next_call_id_.fetch_add(1, std::memory_order_relaxed);
   request->caller = context.peer();
+  if (client_->caller_limiter().enabled()) {
+    request->caller_id = CallerIdentity(
+        context.client_metadata(), options_.caller_metadata_key,
+        request->caller);
+  }
   return request;
+}
+
+std::string CallerIdentity(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const std::string& metadata_key, const std::string& peer) {
+  if (!metadata_key.empty()) {
+    auto it = metadata.find(metadata_key);
+    if (it != metadata.end() && it->second.size() > 0) {
+      std::string id;
+      const size_t n = std::min<size_t>(it->second.size(), 128);
+      id.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        const char c = it->second.data()[i];
+        id += (c >= 0x20 && c < 0x7f) ? c : '?';
+      }
+      return id;
+    }
+  }
+  // "ipv4:10.0.0.7:51234", "ipv6:[::1]:51234": the port changes with every
+  // connection of the same caller.
+  if (peer.rfind("ipv4:", 0) == 0 || peer.rfind("ipv6:", 0) == 0) {
+    const size_t colon = peer.rfind(':');
+    if (colon != std::string::npos && colon > 4) return peer.substr(0, colon);
+  }
+  return peer;
 }
 
 FetchService::FetchService(const FetchServiceOptions& options,
@@ -296,6 +360,10 @@ FetchService::~FetchService() { Shutdown(); }
 
 void FetchService::Register(grpc::ServerBuilder& builder) {
   builder.RegisterService(&service_);
+  if (options_.max_receive_message_bytes > 0) {
+    builder.SetMaxReceiveMessageSize(static_cast<int>(
+        std::min<int64_t>(options_.max_receive_message_bytes, INT32_MAX)));
+  }
   int n = options_.completion_queues;
   if (n <= 0) {
     n = static_cast<int>(std::thread::hardware_concurrency());

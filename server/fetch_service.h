@@ -20,7 +20,9 @@
 #define EGRESS_SERVER_FETCH_SERVICE_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,6 +30,7 @@
 #include "client_core/call/http_client.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/server_builder.h"
+#include "grpcpp/support/string_ref.h"
 #include "proto/egress/v1/fetch.grpc.pb.h"
 
 namespace egress {
@@ -38,7 +41,24 @@ struct FetchServiceOptions {
   // Call timeout when the caller sets neither a gRPC deadline nor
   // FetchRequest.timeout.
   absl::Duration default_call_timeout = absl::Seconds(60);
+  // The metadata key whose value identifies the caller (Request::caller_id,
+  // for HttpClientOptions::max_in_flight_per_caller). Empty, or absent from
+  // a call: the peer's IP address ("ipv4:10.0.0.7", the gRPC peer without
+  // its port).
+  std::string caller_metadata_key;
+  // Largest FetchRequest accepted (gRPC's receive limit, default 4 MiB):
+  // set above the request body limit so that an oversized body gets
+  // egressd's precise RESOURCE_EXHAUSTED rather than gRPC's. 0: gRPC's
+  // default.
+  int64_t max_receive_message_bytes = 0;
 };
+
+// The caller identity of a call: the value of `metadata_key` when the call
+// carries it (at most 128 bytes, non-printable bytes as '?'), else the gRPC
+// `peer` without its port ("ipv4:10.0.0.7:51234" -> "ipv4:10.0.0.7").
+std::string CallerIdentity(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const std::string& metadata_key, const std::string& peer);
 
 class FetchService {
  public:

@@ -1,5 +1,7 @@
 #include "server/proto_mapping.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -65,6 +67,44 @@ absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
     deadline = now + default_timeout;
   }
   request.deadline = deadline;
+
+  // Ranges are HttpClient's to check (ValidateCallOptions), like headers.
+  const auto to_int = [](uint32_t v) {
+    return static_cast<int>(std::min<uint32_t>(v, INT32_MAX));
+  };
+  request.follow_redirects = proto.follow_redirects();
+  if (proto.max_redirects() > 0) {
+    request.max_redirects = to_int(proto.max_redirects());
+  }
+  request.allow_insecure_redirects = proto.allow_insecure_redirects();
+  request.decompress = proto.decompress();
+  request.connect_retries = to_int(proto.connect_retries());
+  const auto read_timeout = [](const char* field,
+                               const google::protobuf::Duration& d,
+                               absl::Duration* out) -> absl::Status {
+    *out = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+    if (*out <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " must be positive"));
+    }
+    return absl::OkStatus();
+  };
+  if (proto.has_first_byte_timeout()) {
+    if (absl::Status s = read_timeout("first_byte_timeout",
+                                      proto.first_byte_timeout(),
+                                      &request.first_byte_timeout);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (proto.has_idle_read_timeout()) {
+    if (absl::Status s = read_timeout("idle_read_timeout",
+                                      proto.idle_read_timeout(),
+                                      &request.idle_read_timeout);
+        !s.ok()) {
+      return s;
+    }
+  }
   return request;
 }
 
@@ -95,6 +135,14 @@ void ToResponseHead(const Response& response, uint64_t call_id,
   connection->set_reused(response.connection.reused);
   connection->set_remote_address(response.connection.remote_address);
   proto->set_call_id(call_id);
+  for (const RedirectHop& hop : response.redirects) {
+    v1::Redirect* out = proto->add_redirects();
+    out->set_url(hop.url);
+    out->set_status_code(hop.status_code);
+  }
+  proto->set_final_url(response.final_url);
+  proto->set_decoded_content_encoding(response.decoded_content_encoding);
+  proto->set_connect_retries(static_cast<uint32_t>(response.connect_retries));
 }
 
 void ToLeakReport(const LeakReport& leak, v1::LeakReport* proto) {
@@ -128,6 +176,15 @@ void ToFetchResponse(Response&& response, v1::FetchResponse* proto) {
     out->set_value(std::move(h.value));
   }
   ToTiming(response.timing, proto->mutable_timing());
+  for (RedirectHop& hop : response.redirects) {
+    v1::Redirect* out = proto->add_redirects();
+    out->set_url(std::move(hop.url));
+    out->set_status_code(hop.status_code);
+  }
+  proto->set_final_url(std::move(response.final_url));
+  proto->set_decoded_content_encoding(
+      std::move(response.decoded_content_encoding));
+  proto->set_connect_retries(static_cast<uint32_t>(response.connect_retries));
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -271,13 +328,30 @@ void ToConnectionStats(const ConnectionSnapshot& c, v1::ConnectionStats* out) {
 }
 
 absl::StatusOr<Address> ParseAddress(absl::string_view text) {
-  absl::StatusOr<Url> url = ParseUrl(std::string_view(text.data(), text.size()));
-  if (!url.ok() || url->path_and_query != "/") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address '", text, "' is not scheme://host:port (e.g. ",
-        "http://example.com:80)"));
+  // "scheme://host:port", optionally " via PROXY"; "http://* via PROXY" for a
+  // proxy's http:// connections (Address::ToString).
+  absl::string_view base = text;
+  std::string proxy;
+  if (const size_t via = text.find(" via "); via != absl::string_view::npos) {
+    base = text.substr(0, via);
+    proxy = std::string(text.substr(via + 5));
   }
-  return Address::FromUrl(*url);
+  const auto invalid = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address '", text, "' is not scheme://host:port [via PROXY] (e.g. ",
+        "http://example.com:80, https://example.com:443 via corp)"));
+  };
+  if (!proxy.empty() && base == "http://*") {
+    Address address;
+    address.scheme = "http";
+    address.proxy = proxy;
+    return address;
+  }
+  absl::StatusOr<Url> url = ParseUrl(std::string_view(base.data(), base.size()));
+  if (!url.ok() || url->path_and_query != "/") return invalid();
+  Address address = Address::FromUrl(*url);
+  address.proxy = proxy;
+  return address;
 }
 
 }  // namespace egress

@@ -1,18 +1,26 @@
 #include "client_core/call/http_client.h"
 
+#include <algorithm>
 #include <exception>
 #include <optional>
+#include <random>
 #include <thread>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "asio/async_result.hpp"
 #include "asio/co_spawn.hpp"
+#include "asio/experimental/as_tuple.hpp"
 #include "asio/post.hpp"
 #include "asio/steady_timer.hpp"
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
+#include "client_core/call/read_watchdog.h"
+#include "client_core/call/redirect.h"
 #include "client_core/connection/connector.h"
+#include "client_core/http/content_decoder.h"
 #include "client_core/http1/request_writer.h"
 #include "client_core/http2/http2_connection.h"
 
@@ -31,11 +39,66 @@ bool IsIdempotent(absl::string_view method) {
          method == "TRACE" || method == "PUT" || method == "DELETE";
 }
 
+absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+// Whether a response to `method` with `status_code` has a body (RFC 9110
+// section 6.4.1).
+bool HasBody(absl::string_view method, int status_code) {
+  return method != "HEAD" && status_code >= 200 && status_code != 204 &&
+         status_code != 304;
+}
+
+void RemoveFields(HeaderList* headers,
+                  std::initializer_list<absl::string_view> names) {
+  headers->erase(
+      std::remove_if(headers->begin(), headers->end(),
+                     [&](const HeaderField& field) {
+                       for (absl::string_view name : names) {
+                         if (absl::EqualsIgnoreCase(AsAbsl(field.name), name)) {
+                           return true;
+                         }
+                       }
+                       return false;
+                     }),
+      headers->end());
+}
+
+// Decoded pieces handed on at a time: a decompression bomb never holds more
+// than this in memory beyond the limits.
+constexpr size_t kDecodedPiece = 64 * 1024;
+
+absl::Duration ShorterOf(absl::Duration a, absl::Duration b) {
+  if (a <= absl::ZeroDuration()) return b;
+  if (b <= absl::ZeroDuration()) return a;
+  return std::min(a, b);
+}
+
+// Holds a RetryBudget slot until released (at the latest with the call's
+// hop).
+class RetrySlot {
+ public:
+  explicit RetrySlot(RetryBudget* budget) : budget_(budget) {}
+  ~RetrySlot() { Release(); }
+  RetrySlot(const RetrySlot&) = delete;
+  RetrySlot& operator=(const RetrySlot&) = delete;
+  void Hold() { held_ = true; }
+  void Release() {
+    if (held_) budget_->Release();
+    held_ = false;
+  }
+
+ private:
+  RetryBudget* const budget_;
+  bool held_ = false;
+};
+
 }  // namespace
 
 HttpClient::HttpClient(const HttpClientOptions& options,
                        PoolListener* listener)
     : options_(options),
+      retry_budget_(options.retry_budget),
+      callers_(options.max_in_flight_per_caller),
       loops_(LoopCount(options.event_loops)),
       pool_(std::make_unique<ConnectionPool>(options.pool, loops_.executor(0),
                                              listener)),
@@ -63,10 +126,60 @@ std::shared_ptr<StreamCall> HttpClient::Stream(
   return call;
 }
 
+absl::Status HttpClient::ValidateCallOptions(const Request& request) {
+  if (request.max_redirects < 0 || request.max_redirects > kMaxRedirectsLimit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_redirects must be 0..", kMaxRedirectsLimit,
+                     ", got ", request.max_redirects));
+  }
+  if (request.connect_retries < 0 ||
+      request.connect_retries > kMaxConnectRetries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("connect_retries must be 0..", kMaxConnectRetries,
+                     ", got ", request.connect_retries));
+  }
+  if (request.first_byte_timeout < absl::ZeroDuration() ||
+      request.idle_read_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("read timeouts must not be negative");
+  }
+  if (request.decompress &&
+      FindHeader(request.headers, "Accept-Encoding").has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "header 'Accept-Encoding' cannot be set with decompress: egressd "
+        "sends 'Accept-Encoding: ",
+        AsAbsl(kAcceptEncoding), "' and decodes the response itself"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<ProxyChoice> HttpClient::SelectRoutes(const Url& url) {
+  std::vector<ProxyChoice> routes;
+  if (const ProxySelector* proxies = connector_.options().proxies.get()) {
+    routes = proxies->Select(url.scheme, url.host, &proxy_db_);
+  }
+  if (routes.empty()) routes.push_back(ProxyChoice::Direct());
+  return routes;
+}
+
+HttpClient::ReadTimeouts HttpClient::TimeoutsFor(const Request& request) const {
+  return {ShorterOf(options_.first_byte_timeout, request.first_byte_timeout),
+          ShorterOf(options_.idle_read_timeout, request.idle_read_timeout)};
+}
+
 void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
                        std::shared_ptr<CallAbort> abort, Callback done) {
   if (absl::Status valid = ValidateRequest(request); !valid.ok()) {
     std::move(done)(std::move(valid));
+    return;
+  }
+  if (absl::Status valid = ValidateCallOptions(request); !valid.ok()) {
+    std::move(done)(std::move(valid));
+    return;
+  }
+  if (absl::Status within = CheckRequestLimits(request, options_.request_limits);
+      !within.ok()) {
+    rejected_request_limits_.fetch_add(1, std::memory_order_relaxed);
+    std::move(done)(std::move(within));
     return;
   }
   // Counted before the check, so Shutdown either sees this call in flight or
@@ -77,11 +190,26 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
     std::move(done)(absl::CancelledError("egressd is shutting down"));
     return;
   }
-  const Address address = Address::FromUrl(request.url);
-  if (absl::Status admitted = pool_->BeginRequest(address); !admitted.ok()) {
+  if (absl::Status admitted = callers_.Acquire(request.caller_id);
+      !admitted.ok()) {
     CallEnded();
     std::move(done)(std::move(admitted));
     return;
+  }
+  std::string caller_id = callers_.enabled() ? request.caller_id : "";
+  // The ways to reach the origin in order (direct, or proxies; a proxy that
+  // failed recently goes last). The first one's Address is the call's.
+  std::vector<ProxyChoice> routes = SelectRoutes(request.url);
+  const Address address = AddressFor(request.url, routes[0]);
+  if (absl::Status admitted = pool_->BeginRequest(address); !admitted.ok()) {
+    callers_.Release(caller_id);
+    CallEnded();
+    std::move(done)(std::move(admitted));
+    return;
+  }
+  if (request.decompress) {
+    request.headers.push_back(
+        {"Accept-Encoding", std::string(kAcceptEncoding)});
   }
   const absl::Time started = absl::Now();
   // Fast path: an idle pooled connection, whose exchange then runs on the
@@ -92,49 +220,93 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
       idle.connection ? idle.connection->executor() : loops_.Next();
   asio::co_spawn(
       executor,
-      Run(std::move(request), address, std::move(idle), started,
-          std::move(stream), std::move(abort)),
-      [this, address, done = std::move(done)](
-          std::exception_ptr error, absl::StatusOr<Response> result) mutable {
+      Run(std::move(request), address, std::move(routes), std::move(idle),
+          started, std::move(stream), std::move(abort)),
+      [this, address, caller_id = std::move(caller_id),
+       done = std::move(done)](std::exception_ptr error,
+                               RunResult run) mutable {
         if (error) {
-          result = absl::InternalError("unexpected exception in a call");
+          run.result = absl::InternalError("unexpected exception in a call");
+          run.counted = address;
         }
-        pool_->EndRequest(address);
-        Count(result);
-        std::move(done)(std::move(result));
+        if (run.counted.has_value()) pool_->EndRequest(*run.counted);
+        callers_.Release(caller_id);
+        Count(run.result);
+        std::move(done)(std::move(run.result));
         CallEnded();
       });
 }
 
-// Delivers a streamed exchange to its StreamCall's consumer, waiting for the
-// consumer's `ready` after each piece and reporting a leak when it stalls.
-class StreamCall::Sink : public ExchangeSink {
+// Receives one exchange's response for a call (see the declaration).
+//
+// Runs on the connection's executor during the exchange; the call reads its
+// results (redirect, failure, body) after the exchange completed.
+class HttpClient::ResponseSink final : public ExchangeSink {
  public:
-  Sink(HttpClient* client, std::shared_ptr<StreamCall> call,
-       const Request& request, const Connection& connection, bool reused,
-       absl::Time started)
+  ResponseSink(HttpClient* client, std::shared_ptr<StreamCall> call,
+               const Request& request, const Connection& connection,
+               bool reused, absl::Time started,
+               const std::vector<RedirectHop>* redirects)
       : client_(client),
         call_(std::move(call)),
+        request_(request),
         connection_id_(connection.id()),
         remote_address_(connection.remote_address()),
-        reused_(reused) {
-    auto leak = std::make_shared<LeakReport>();
-    leak->call_id = request.call_id;
-    leak->method = request.method;
-    leak->url = request.url.Redacted();
-    leak->connection_id = connection.id();
-    leak->caller = request.caller;
-    leak->detected_at = started;  // replaced when detected; age from it
-    leak_template_ = std::move(leak);
+        protocol_(ProtocolName(connection.protocol())),
+        reused_(reused),
+        redirects_(redirects) {
+    if (call_ != nullptr) {
+      auto leak = std::make_shared<LeakReport>();
+      leak->call_id = request.call_id;
+      leak->method = request.method;
+      leak->url = request.url.Redacted();
+      leak->connection_id = connection.id();
+      leak->caller = request.caller;
+      leak->detected_at = started;  // replaced when detected; age from it
+      leak_template_ = std::move(leak);
+    }
   }
 
+  // Set for the exchange only (the watchdog lives on the connection's loop).
+  void set_watchdog(ReadWatchdog* watchdog) { watchdog_ = watchdog; }
+
   asio::awaitable<bool> OnHead(const ResponseHead& h) override {
-    Response head;
-    head.status_code = h.status_code;
-    head.reason = h.reason;
-    head.headers = h.headers;
-    head.protocol = "http/1.1";
-    head.connection = {connection_id_, reused_, remote_address_};
+    if (watchdog_ != nullptr) watchdog_->HeadArrived();
+    if (request_.follow_redirects && IsFollowedRedirect(h.status_code)) {
+      if (std::optional<std::string_view> location =
+              FindHeader(h.headers, "Location")) {
+        // The redirect's own body is not wanted: abandoning it drains a
+        // short one (the connection stays) or closes the connection.
+        redirect_status_ = h.status_code;
+        location_ = std::string(*location);
+        co_return false;
+      }
+    }
+    head_.status_code = h.status_code;
+    head_.reason = h.reason;
+    head_.headers = h.headers;
+    head_.protocol = std::string(protocol_);
+    head_.connection = {connection_id_, reused_, remote_address_};
+    // A 206 carries a byte range of the encoded body, which cannot be
+    // decoded on its own: it passes through.
+    if (request_.decompress && HasBody(request_.method, h.status_code) &&
+        h.status_code != 206) {
+      if (std::optional<ContentCoding> coding = DecodableCoding(h.headers)) {
+        DecompressionLimits limits;
+        limits.max_ratio = client_->options_.max_decompression_ratio;
+        limits.max_decoded_bytes =
+            call_ != nullptr ? client_->options_.max_decompressed_bytes
+                             : client_->options_.max_response_body_bytes;
+        decoder_ = ContentDecoder::Create(*coding, limits);
+        // The body the caller gets is neither encoded nor of that length.
+        RemoveFields(&head_.headers, {"Content-Encoding", "Content-Length"});
+        head_.decoded_content_encoding = std::string(ContentCodingName(*coding));
+      }
+    }
+    if (call_ == nullptr) co_return true;
+    Response head = head_;
+    head.redirects = *redirects_;
+    if (!head.redirects.empty()) head.final_url = request_.url.ToString();
     auto deliver = [&](StreamConsumer::Ready ready) {
       call_->consumer_->OnHead(head, std::move(ready));
     };
@@ -143,19 +315,104 @@ class StreamCall::Sink : public ExchangeSink {
   }
 
   asio::awaitable<bool> OnBody(std::string chunk) override {
-    call_->bytes_moved_ += chunk.size();
+    if (watchdog_ != nullptr) watchdog_->Progress();
+    if (decoder_ == nullptr) {
+      const bool proceed = co_await Deliver(std::move(chunk));
+      co_return proceed;
+    }
+    decoder_->Feed(chunk);
+    for (;;) {
+      absl::StatusOr<std::string> piece = decoder_->Read(kDecodedPiece);
+      if (!piece.ok()) {
+        failure_ = DecodeFailure(piece.status());
+        co_return false;
+      }
+      if (piece->empty()) break;
+      const bool proceed = co_await Deliver(*std::move(piece));
+      if (!proceed) co_return false;
+    }
+    co_return true;
+  }
+
+  // After the exchange.
+  int redirect_status() const { return redirect_status_; }
+  const std::string& location() const { return location_; }
+  // Why the sink abandoned the response (a limit, a corrupt encoding); OK
+  // if it did not.
+  const absl::Status& failure() const { return failure_; }
+  bool decoded() const { return decoder_ != nullptr; }
+
+  // The exchange completed: ends decoding (a truncated or corrupt encoded
+  // body is an error) and moves the buffered body and the head as the
+  // caller sees it into `response`.
+  absl::Status Complete(Response* response) {
+    if (decoder_ != nullptr) {
+      if (absl::Status finished = decoder_->Finish(); !finished.ok()) {
+        return DecodeFailure(finished);
+      }
+      response->headers = std::move(head_.headers);
+      response->decoded_content_encoding =
+          std::move(head_.decoded_content_encoding);
+    }
+    if (call_ == nullptr) response->body = std::move(body_);
+    return absl::OkStatus();
+  }
+
+ private:
+  // Hands a piece of the (decoded) body on: to the consumer, waiting for it,
+  // or into the buffer of a unary call, within max_response_body_bytes.
+  asio::awaitable<bool> Deliver(std::string piece) {
+    if (call_ == nullptr) {
+      const uint64_t max = client_->options_.max_response_body_bytes;
+      if (body_.size() + piece.size() > max) {
+        failure_ = absl::ResourceExhaustedError(absl::StrCat(
+            "response body of ", request_.url.Redacted(), " exceeds ", max,
+            " bytes (max_response_body_bytes); use FetchStream for large "
+            "bodies"));
+        co_return false;
+      }
+      body_ += piece;
+      co_return true;
+    }
+    call_->bytes_moved_ += piece.size();
     auto deliver = [&](StreamConsumer::Ready ready) {
-      call_->consumer_->OnBody(std::move(chunk), std::move(ready));
+      call_->consumer_->OnBody(std::move(piece), std::move(ready));
     };
     const bool proceed = co_await Wait(deliver);
     co_return proceed;
   }
 
- private:
+  // The caller's error for a decoder's.
+  absl::Status DecodeFailure(const absl::Status& status) {
+    const std::string url = request_.url.Redacted();
+    switch (decoder_->limit_hit()) {
+      case ContentDecoder::LimitHit::kDecodedBytes:
+        client_->decompression_limit_hits_.fetch_add(1);
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "response body of ", url, ": ", status.message(), " (",
+            call_ != nullptr ? "max_decompressed_bytes"
+                             : "max_response_body_bytes",
+            "): a decompression bomb, or a body too large for ",
+            call_ != nullptr ? "egressd" : "Fetch (use FetchStream)"));
+      case ContentDecoder::LimitHit::kRatio:
+        client_->decompression_limit_hits_.fetch_add(1);
+        return absl::ResourceExhaustedError(
+            absl::StrCat("response body of ", url, ": ", status.message(),
+                         " (max_decompression_ratio): a decompression bomb"));
+      case ContentDecoder::LimitHit::kNone:
+        break;
+    }
+    return absl::Status(status.code(),
+                        absl::StrCat("origin ", remote_address_, " for ", url,
+                                     ": ", status.message()));
+  }
+
   // Hands a piece to the consumer and waits for its `ready` (true) or a
-  // Cancel (false).
+  // Cancel (false). The read timeouts do not run meanwhile: the call waits
+  // for its own consumer, not for the origin.
   template <typename Deliver>
   asio::awaitable<bool> Wait(Deliver& deliver) {
+    if (watchdog_ != nullptr) watchdog_->Pause();
     asio::any_io_executor executor = co_await asio::this_coro::executor;
     asio::steady_timer leak_timer(executor);
     leak_timer.expires_after(
@@ -187,6 +444,7 @@ class StreamCall::Sink : public ExchangeSink {
                                       void(bool)>(initiation,
                                                   asio::use_awaitable);
     leak_timer.cancel();
+    if (watchdog_ != nullptr) watchdog_->Resume();
     co_return proceed;
   }
 
@@ -199,17 +457,31 @@ class StreamCall::Sink : public ExchangeSink {
     report.detected_at = absl::Now();
     report.age = report.detected_at - leak.detected_at;
     report.bytes_moved = call.bytes_moved_;
-    client->leaks_.Add(std::move(report));
+    client->leaks_.Add(report);
+    client->pool_->ReportLeak(report);  // the pool listener's leak event
     client->pool_->MarkNoNewExchanges(leak.connection_id, CloseReason::kLeaked);
   }
 
   HttpClient* const client_;
+  // Null for a unary call.
   const std::shared_ptr<StreamCall> call_;
+  const Request& request_;
   const uint64_t connection_id_;
   const std::string remote_address_;
+  const std::string_view protocol_;
   const bool reused_;
+  const std::vector<RedirectHop>* const redirects_;
   // The call's part of a leak report, filled in at detection.
   std::shared_ptr<const LeakReport> leak_template_;
+  ReadWatchdog* watchdog_ = nullptr;
+  int redirect_status_ = 0;
+  std::string location_;
+  absl::Status failure_;
+  // The head as the caller sees it (decoding removes fields).
+  Response head_;
+  std::unique_ptr<ContentDecoder> decoder_;
+  // A unary call's body.
+  std::string body_;
 };
 
 bool StreamCall::cancelled() const {
@@ -246,31 +518,45 @@ void StreamCall::Resume(uint64_t wait, bool proceed) {
   });
 }
 
-asio::awaitable<ExchangeResult> HttpClient::ExchangeOn(
+asio::awaitable<HttpClient::Exchanged> HttpClient::ExchangeOn(
     std::shared_ptr<Connection> connection, const Request& request,
-    ExchangeSink* sink, CallAbort* abort) {
+    ResponseSink* sink, std::shared_ptr<CallAbort> abort,
+    ReadTimeouts timeouts) {
   // Results and callables are named locals, never temporaries inside a
   // co_await expression: g++ 12 destroys such temporaries twice (seen here as
   // a connection freed while pooled).
-  asio::any_io_executor here = co_await asio::this_coro::executor;
-  if (connection->executor() == here) {
+  //
+  // Runs on the connection's own loop: the exchange's I/O, the sink's
+  // callbacks and the watchdog's timer all happen there.
+  auto exchange = [this, connection, &request, sink, abort,
+                   timeouts]() -> asio::awaitable<Exchanged> {
+    Exchanged out;
+    std::optional<ReadWatchdog> watchdog;
+    if (timeouts.any()) {
+      watchdog.emplace(connection->executor(), timeouts.first_byte,
+                       timeouts.idle_read, abort);
+      if (sink != nullptr) sink->set_watchdog(&*watchdog);
+    }
     ExchangeResult result = co_await connection->Exchange(
         request, options_.http1, options_.max_response_body_bytes,
-        request.deadline, sink, abort);
-    co_return result;
+        request.deadline, sink, abort.get());
+    out.result = std::move(result);
+    if (watchdog.has_value()) {
+      out.expired = static_cast<int>(watchdog->expired());
+      if (sink != nullptr) sink->set_watchdog(nullptr);
+    }
+    co_return out;
+  };
+  asio::any_io_executor here = co_await asio::this_coro::executor;
+  if (connection->executor() == here) {
+    Exchanged out = co_await exchange();
+    co_return out;
   }
   // A connection handed over from another loop: its I/O runs on its own
   // loop, and this call resumes here when it is done.
-  auto exchange = [this, connection, &request, sink,
-                   abort]() -> asio::awaitable<ExchangeResult> {
-    ExchangeResult result = co_await connection->Exchange(
-        request, options_.http1, options_.max_response_body_bytes,
-        request.deadline, sink, abort);
-    co_return result;
-  };
-  ExchangeResult result = co_await asio::co_spawn(connection->executor(),
-                                                  exchange, asio::use_awaitable);
-  co_return result;
+  Exchanged out = co_await asio::co_spawn(connection->executor(), exchange,
+                                          asio::use_awaitable);
+  co_return out;
 }
 
 asio::awaitable<Lease> HttpClient::TryCoalesce(const Address& address,
@@ -311,21 +597,126 @@ asio::awaitable<absl::Status> HttpClient::PingOn(
   co_return status;
 }
 
-asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
-    Request request, Address address, Lease idle, absl::Time started,
-    std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort) {
+asio::awaitable<void> HttpClient::RetryBackoff(int retry, absl::Time deadline,
+                                               CallAbort* abort) {
+  // Envoy's retry back-off: full jitter over [0, 25 ms * 2^(retry-1)), the
+  // ceiling at most 250 ms, so retries of many calls spread out.
+  const int64_t ceiling_us =
+      std::min<int64_t>(int64_t{25000} << std::min(retry - 1, 4), 250000);
+  thread_local std::minstd_rand random(std::random_device{}());
+  absl::Duration wait = absl::Microseconds(
+      std::uniform_int_distribution<int64_t>(0, ceiling_us - 1)(random));
+  wait = std::min(wait, deadline - absl::Now());
+  if (wait <= absl::ZeroDuration()) co_return;
+  asio::any_io_executor executor = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(executor);
+  timer->expires_after(absl::ToChronoNanoseconds(wait));
+  if (!abort->Register([executor, timer]() mutable {
+        asio::post(executor, [timer] { timer->cancel(); });
+      })) {
+    co_return;  // aborted already: the caller sees it
+  }
+  auto [ec] = co_await timer->async_wait(
+      asio::experimental::as_tuple(asio::use_awaitable));
+  (void)ec;
+  abort->Unregister();
+}
+
+Address HttpClient::AddressFor(const Url& url, const ProxyChoice& route) {
+  Address address = Address::FromUrl(url);
+  if (route.is_direct()) return address;
+  address.proxy = route.proxy->name;
+  if (route.proxy->scheme == Proxy::Scheme::kHttp && url.scheme == "http") {
+    // The proxy forwards absolute-form requests to any origin: its
+    // connections serve every http:// origin routed through it.
+    address.host.clear();
+    address.port = 0;
+  }
+  return address;
+}
+
+asio::awaitable<HttpClient::RunResult> HttpClient::Run(
+    Request request, Address address, std::vector<ProxyChoice> routes,
+    Lease idle, absl::Time started, std::shared_ptr<StreamCall> stream,
+    std::shared_ptr<CallAbort> abort) {
+  RunResult run;
+  run.counted = address;
   CallTiming timing;
+  int connect_retries = 0;
+  std::vector<RedirectHop> redirects;
+  for (;;) {
+    HopResult hop = co_await RunHop(request, address, std::move(routes),
+                                    std::move(idle), started, stream, abort,
+                                    &timing, &connect_retries, &redirects);
+    idle = Lease{};
+    if (hop.redirect_status == 0) {
+      if (hop.result.ok()) {
+        Response& response = *hop.result;
+        if (!redirects.empty()) {
+          response.final_url = request.url.ToString();
+          response.redirects = std::move(redirects);
+        }
+        response.connect_retries = connect_retries;
+      }
+      run.result = std::move(hop.result);
+      co_return run;
+    }
+    if (static_cast<int>(redirects.size()) >= request.max_redirects) {
+      run.result = absl::ResourceExhaustedError(absl::StrCat(
+          "stopped after ", redirects.size(),
+          " redirects (max_redirects=", request.max_redirects,
+          "): ", request.url.Redacted(), " redirects again (",
+          hop.redirect_status, ")"));
+      co_return run;
+    }
+    absl::StatusOr<Request> next =
+        RedirectRequest(request, hop.redirect_status, hop.location);
+    if (!next.ok()) {
+      run.result = next.status();
+      co_return run;
+    }
+    redirects.push_back({request.url.ToString(), hop.redirect_status});
+    redirects_followed_.fetch_add(1, std::memory_order_relaxed);
+    request = *std::move(next);
+    // A new origin is a new call for the pool's in-flight limits.
+    routes = SelectRoutes(request.url);
+    address = AddressFor(request.url, routes[0]);
+    if (address != *run.counted) {
+      pool_->EndRequest(*run.counted);
+      run.counted.reset();
+      if (absl::Status admitted = pool_->BeginRequest(address);
+          !admitted.ok()) {
+        run.result = std::move(admitted);
+        co_return run;
+      }
+      run.counted = address;
+    }
+  }
+}
+
+asio::awaitable<HttpClient::HopResult> HttpClient::RunHop(
+    const Request& request, Address address, std::vector<ProxyChoice> routes,
+    Lease idle, absl::Time started, const std::shared_ptr<StreamCall>& stream,
+    const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
+    int* connect_retries, const std::vector<RedirectHop>* redirects) {
+  size_t route = 0;
   bool allow_idle = true;
-  bool allow_coalescing = address.scheme == "https";
+  bool allow_coalescing = address.scheme == "https" && address.proxy.empty();
   const HttpProtocols protocols = connector_.tls().rules().For(address.host).protocols;
   const bool may_multiplex =
       address.scheme == "https" ? protocols != HttpProtocols::kHttp11
                                 : protocols == HttpProtocols::kHttp2;
+  const ReadTimeouts timeouts = TimeoutsFor(request);
+  // A sink sees the response as it arrives; a unary call needs one only for
+  // what the codec cannot do alone.
+  const bool wants_sink = stream != nullptr || timeouts.any() ||
+                          request.follow_redirects || request.decompress;
+  RetrySlot retry_slot(&retry_budget_);
   for (int attempt = 0;; ++attempt) {
     Lease lease;
     if (abort->aborted()) {
       if (idle.connection) pool_->Release(idle.connection, false, std::nullopt);
-      co_return absl::CancelledError("the call was cancelled");
+      co_return HopResult{absl::CancelledError("the call was cancelled")};
     }
     if (attempt == 0 && idle.connection) {
       lease = std::move(idle);
@@ -341,30 +732,78 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
       } else {
         absl::StatusOr<Lease> acquired = co_await pool_->Acquire(
             address, request.deadline, allow_idle, may_multiplex);
-        if (!acquired.ok()) co_return acquired.status();
+        if (!acquired.ok()) co_return HopResult{acquired.status()};
         lease = *std::move(acquired);
-        timing.queue_wait += lease.queue_wait;
+        timing->queue_wait += lease.queue_wait;
       }
     }
     if (lease.may_connect()) {
       absl::StatusOr<ConnectResult> connected = co_await connector_.Connect(
           address, pool_->NextConnectionId(), request.deadline);
+      retry_slot.Release();  // the retry's connect is done
       if (!connected.ok()) {
         pool_->ConnectFailed(address);
-        co_return connected.status();
+        // A proxy that could not be reached or refused to carry the call
+        // is tried last from now on, and the next route takes over. Its
+        // verdicts on credentials (PERMISSION_DENIED) and the call's own
+        // deadline are not the route's fault.
+        const bool route_failed =
+            absl::IsUnavailable(connected.status()) ||
+            absl::IsInternal(connected.status());
+        if (route_failed && !routes[route].is_direct()) {
+          proxy_db_.Failed(routes[route]);
+        }
+        if (route_failed && route + 1 < routes.size()) {
+          address = AddressFor(request.url, routes[++route]);
+          allow_coalescing =
+              address.scheme == "https" && address.proxy.empty();
+          --attempt;  // a route change is not a retry
+          continue;
+        }
+        // Every route failed before anything was sent: the caller may have
+        // asked for another round (idempotent methods only), which the
+        // retry budget must allow.
+        const bool may_retry =
+            absl::IsUnavailable(connected.status()) &&
+            *connect_retries < request.connect_retries &&
+            IsIdempotent(request.method) && !abort->aborted() &&
+            absl::Now() < request.deadline;
+        if (may_retry) {
+          if (!retry_budget_.TryAcquire(
+                  in_flight_.load(std::memory_order_relaxed))) {
+            co_return HopResult{absl::UnavailableError(absl::StrCat(
+                connected.status().message(),
+                "; not retried: the retry budget is exhausted (",
+                retry_budget_.in_flight(), " retries in flight)"))};
+          }
+          retry_slot.Hold();
+          ++*connect_retries;
+          co_await RetryBackoff(*connect_retries, request.deadline,
+                                abort.get());
+          routes = SelectRoutes(request.url);
+          route = 0;
+          address = AddressFor(request.url, routes[0]);
+          allow_coalescing =
+              address.scheme == "https" && address.proxy.empty();
+          --attempt;  // connect retries have their own count
+          continue;
+        }
+        co_return HopResult{connected.status()};
       }
-      timing.dns += connected->dns_time;
-      timing.connect += connected->connect_time;
-      timing.tls += connected->tls_time;
+      if (!routes[route].is_direct()) proxy_db_.Connected(routes[route]);
+      timing->dns += connected->dns_time;
+      timing->connect += connected->connect_time;
+      timing->tls += connected->tls_time;
       // A multiplexed connection may lose to one another call opened
       // meanwhile: the pool says which one this call uses.
       lease.connection = pool_->AddConnected(connected->connection);
       if (lease.connection == nullptr) {
         connected->connection->Close();
-        co_return absl::CancelledError("egressd is shutting down");
+        co_return HopResult{absl::CancelledError("egressd is shutting down")};
       }
       lease.reused = lease.connection != connected->connection;
     }
+    retry_slot.Release();  // a retry that found a connection without one
     const std::shared_ptr<Connection> connection = lease.connection;
     if (connection->multiplexed() && lease.idle_for > absl::ZeroDuration() &&
         lease.idle_for >=
@@ -375,23 +814,62 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
       if (!alive.ok()) {
         pool_->Release(connection, false, CloseReason::kPingTimeout);
         if (attempt + 1 < kMaxAttempts) continue;
-        co_return alive;
+        co_return HopResult{alive};
       }
     }
-    timing.connection_acquired = absl::Now() - started;
-    std::optional<StreamCall::Sink> sink;
-    if (stream != nullptr) {
-      if (stream->cancelled()) {
+    timing->connection_acquired = absl::Now() - started;
+    if (stream != nullptr && stream->cancelled()) {
+      pool_->Release(connection, false, std::nullopt);
+      co_return HopResult{absl::CancelledError("the stream was cancelled")};
+    }
+    std::optional<ResponseSink> sink;
+    if (wants_sink) {
+      sink.emplace(this, stream, request, *connection, lease.reused, started,
+                   redirects);
+    }
+    // With read timeouts, the exchange gets its own CallAbort, which the
+    // watchdog may abort; the call's abort reaches it through a link.
+    std::shared_ptr<CallAbort> exchange_abort = abort;
+    if (timeouts.any()) {
+      exchange_abort = std::make_shared<CallAbort>();
+      if (!abort->Register([link = exchange_abort]() mutable {
+            link->Abort();
+          })) {
         pool_->Release(connection, false, std::nullopt);
-        co_return absl::CancelledError("the stream was cancelled");
+        co_return HopResult{absl::CancelledError("the call was cancelled")};
       }
-      sink.emplace(this, stream, request, *connection, lease.reused, started);
     }
-    ExchangeResult result = co_await ExchangeOn(
-        connection, request, sink ? &*sink : nullptr, abort.get());
+    Exchanged exchanged = co_await ExchangeOn(
+        connection, request, sink ? &*sink : nullptr, exchange_abort, timeouts);
+    if (exchange_abort != abort) abort->Unregister();
+    ExchangeResult& result = exchanged.result;
     pool_->Release(connection, result.completed, result.close_reason);
 
+    if (sink.has_value()) {
+      if (sink->redirect_status() != 0) {
+        HopResult hop;
+        hop.redirect_status = sink->redirect_status();
+        hop.location = sink->location();
+        co_return hop;
+      }
+      if (!sink->failure().ok()) co_return HopResult{sink->failure()};
+    }
     if (!result.response.ok()) {
+      const auto expired = static_cast<ReadWatchdog::Expired>(exchanged.expired);
+      if (expired == ReadWatchdog::Expired::kFirstByte) {
+        first_byte_timeouts_.fetch_add(1, std::memory_order_relaxed);
+        co_return HopResult{absl::DeadlineExceededError(absl::StrCat(
+            "no response head from ", request.url.Redacted(), " within ",
+            absl::FormatDuration(timeouts.first_byte),
+            " of sending the request (first_byte timeout)"))};
+      }
+      if (expired == ReadWatchdog::Expired::kIdleRead) {
+        idle_read_timeouts_.fetch_add(1, std::memory_order_relaxed);
+        co_return HopResult{absl::DeadlineExceededError(absl::StrCat(
+            "no data from ", request.url.Redacted(), " for ",
+            absl::FormatDuration(timeouts.idle_read),
+            " while reading the response body (idle_read timeout)"))};
+      }
       // HTTP/2 said the request was not processed (REFUSED_STREAM, above a
       // GOAWAY's last stream): safe to retry whatever the method.
       if (result.not_processed && attempt + 1 < kMaxAttempts &&
@@ -407,7 +885,7 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
         allow_idle = false;  // a retry after a stale connection wants a fresh one
         continue;
       }
-      co_return result.response.status();
+      co_return HopResult{result.response.status()};
     }
     if (result.response->status_code == 421 &&
         connection->address() != address && attempt + 1 < kMaxAttempts) {
@@ -419,14 +897,22 @@ asio::awaitable<absl::StatusOr<Response>> HttpClient::Run(
       continue;
     }
     Response& response = *result.response;
+    if (sink.has_value()) {
+      if (absl::Status body = sink->Complete(&response); !body.ok()) {
+        co_return HopResult{std::move(body)};
+      }
+      if (sink->decoded()) {
+        responses_decoded_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
     response.connection.connection_id = connection->id();
     response.connection.reused = lease.reused;
     response.connection.remote_address = connection->remote_address();
-    timing.request_written = result.request_written_at - started;
-    timing.first_byte = result.first_byte_at - started;
-    timing.total = absl::Now() - started;
-    response.timing = timing;
-    co_return std::move(response);
+    timing->request_written = result.request_written_at - started;
+    timing->first_byte = result.first_byte_at - started;
+    timing->total = absl::Now() - started;
+    response.timing = *timing;
+    co_return HopResult{std::move(response)};
   }
 }
 
@@ -469,6 +955,22 @@ void HttpClient::Count(const absl::StatusOr<Response>& result) {
 CallTotals HttpClient::totals() const {
   MutexLock lock(&totals_mu_);
   return totals_;
+}
+
+ResilienceTotals HttpClient::resilience() const {
+  ResilienceTotals t;
+  t.connect_retries = retry_budget_.granted();
+  t.retry_budget_exhausted = retry_budget_.denied();
+  t.redirects_followed = redirects_followed_.load(std::memory_order_relaxed);
+  t.rejected_per_caller = callers_.rejected();
+  t.rejected_request_limits =
+      rejected_request_limits_.load(std::memory_order_relaxed);
+  t.first_byte_timeouts = first_byte_timeouts_.load(std::memory_order_relaxed);
+  t.idle_read_timeouts = idle_read_timeouts_.load(std::memory_order_relaxed);
+  t.responses_decoded = responses_decoded_.load(std::memory_order_relaxed);
+  t.decompression_limit_hits =
+      decompression_limit_hits_.load(std::memory_order_relaxed);
+  return t;
 }
 
 void HttpClient::CallEnded() {

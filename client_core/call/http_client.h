@@ -11,6 +11,11 @@
 // (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), the call is retried once on a
 // fresh connection, and the caller never sees the stale connection's error.
 //
+// Proxies (ConnectorOptions::proxies): the selector orders the routes to an
+// origin (direct or proxies); a connect that fails through one proxy
+// (unreachable, or a refusing tunnel) moves on to the next, and that proxy
+// is tried last by later calls for a while (ProxyDatabase).
+//
 // HTTP/2: a stream the peer did not process (REFUSED_STREAM, or above a
 // GOAWAY's last-stream-id) is retried on another stream, whatever the
 // method, up to kMaxAttempts in all. A connection idle longer than
@@ -26,7 +31,33 @@
 //
 // Limits: the pool's in-flight limits reject a call at once, its connection
 // limits make it wait in a bounded queue (see pool.h); both with
-// kResourceExhausted naming the limit.
+// kResourceExhausted naming the limit. Before that, a request over
+// RequestLimits (URL, header count and bytes, body) and a caller over
+// max_in_flight_per_caller (caller_limits.h) are refused the same way,
+// before anything is sent.
+//
+// Read timeouts (read_watchdog.h): first byte (until the response head) and
+// idle read (between body pieces), DEADLINE_EXCEEDED naming the timeout; the
+// call's deadline caps both. Enforced through the call's ExchangeSink and
+// CallAbort, so the codecs need not know them.
+//
+// Redirects (redirect.h), only when the request asks: each hop is a new
+// exchange through the pool (the egress policy judges every hop), and the
+// hops are reported in Response::redirects. A redirect's own body is read
+// and dropped (at most Connection::kMaxDrainBytes, else its connection is
+// closed).
+//
+// Connect retries, only when the request asks (Request::connect_retries) and
+// only for idempotent methods: a connect that failed (DNS, TCP, TLS, every
+// route; nothing was sent) is tried again after a jittered backoff (up to
+// 25 ms, doubling, at most 250 ms), when the RetryBudget (retry_budget.h)
+// has room; otherwise the connect error says the budget was exhausted.
+//
+// Decompression (content_decoder.h), only when the request asks: egressd
+// sends Accept-Encoding and decodes gzip, deflate and br, bounded by
+// max_decompression_ratio and a size (unary: max_response_body_bytes;
+// streamed: max_decompressed_bytes): past either, kResourceExhausted.
+// Otherwise bodies pass through untouched.
 //
 // Thread-safety: Execute() and pool() may be used from any thread.
 // Destruction closes every connection and joins the event loops; no callback
@@ -38,13 +69,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "asio/awaitable.hpp"
 #include "client_core/base/sync.h"
+#include "client_core/call/caller_limits.h"
 #include "client_core/call/leak_registry.h"
+#include "client_core/call/request_limits.h"
+#include "client_core/call/retry_budget.h"
 #include "client_core/call/stream_consumer.h"
 #include "client_core/connection/connector.h"
 #include "client_core/connection/pool.h"
@@ -72,6 +109,38 @@ struct HttpClientOptions {
   // A streamed call whose consumer holds a body piece longer than this is
   // reported as a leak (leak_registry.h). Default 30 s.
   absl::Duration leak_threshold = absl::Seconds(30);
+  // What callers may send (request_limits.h).
+  RequestLimits request_limits;
+  // Read timeouts of every exchange (read_watchdog.h); zero: off (the
+  // call's deadline alone). A Request may set shorter ones.
+  absl::Duration first_byte_timeout = absl::ZeroDuration();
+  absl::Duration idle_read_timeout = absl::ZeroDuration();
+  // Decoding (Request::decompress): the largest decoded / encoded ratio once
+  // the decoded body passes 1 MiB (0: none), and the largest decoded body of
+  // a streamed call (0: none; a unary call stops at max_response_body_bytes).
+  uint64_t max_decompression_ratio = 100;
+  uint64_t max_decompressed_bytes = uint64_t{1} << 30;
+  // Bounds connect retries (Request::connect_retries).
+  RetryBudgetOptions retry_budget;
+  // Calls one caller (Request::caller_id) may have in flight; 0: no limit.
+  size_t max_in_flight_per_caller = 0;
+};
+
+// Counts of what the safety and resilience features did, since start.
+struct ResilienceTotals {
+  // Connect retries started, and those the retry budget refused.
+  uint64_t connect_retries = 0;
+  uint64_t retry_budget_exhausted = 0;
+  uint64_t redirects_followed = 0;
+  // Calls refused by max_in_flight_per_caller, and by RequestLimits.
+  uint64_t rejected_per_caller = 0;
+  uint64_t rejected_request_limits = 0;
+  // Exchanges ended by the read timeouts.
+  uint64_t first_byte_timeouts = 0;
+  uint64_t idle_read_timeouts = 0;
+  // Responses decoded, and decodings stopped by a size or ratio limit.
+  uint64_t responses_decoded = 0;
+  uint64_t decompression_limit_hits = 0;
 };
 
 // Sums over calls since start, for PoolStats: where calls' time went in
@@ -105,7 +174,6 @@ class StreamCall : public std::enable_shared_from_this<StreamCall> {
 
  private:
   friend class HttpClient;
-  class Sink;
   using ResumeHandler = absl::AnyInvocable<void(bool)>;
 
   explicit StreamCall(std::shared_ptr<StreamConsumer> consumer)
@@ -140,11 +208,15 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Runs `request` and invokes `done` exactly once: inline with
-  // kInvalidArgument when the request is malformed (see ValidateRequest),
-  // otherwise later on an event-loop thread. Error codes as in DESIGN.md:
-  // kUnavailable (DNS, connect, connection failure, malformed response),
-  // kDeadlineExceeded (request.deadline), kResourceExhausted (limits),
-  // kCancelled (client shutting down).
+  // kInvalidArgument when the request is malformed (see ValidateRequest and
+  // ValidateCallOptions) and with kResourceExhausted when it is over a
+  // RequestLimit or its caller over max_in_flight_per_caller, otherwise
+  // later on an event-loop thread. Error codes as in DESIGN.md:
+  // kUnavailable (DNS, connect, connection failure, malformed response or
+  // body encoding, invalid redirect), kDeadlineExceeded (request.deadline,
+  // read timeouts), kResourceExhausted (limits, decompression bombs, too
+  // many redirects), kPermissionDenied (egress policy, https to http
+  // redirect), kCancelled (client shutting down).
   //
   // The returned CallAbort cancels the call from any thread: pending socket
   // I/O ends at once and `done` gets kCancelled (a connection mid-exchange
@@ -168,21 +240,94 @@ class HttpClient {
   Connector& connector() { return connector_; }
   const LeakRegistry& leaks() const { return leaks_; }
   CallTotals totals() const ABSL_LOCKS_EXCLUDED(totals_mu_);
+  ResilienceTotals resilience() const;
+  const RetryBudget& retry_budget() const { return retry_budget_; }
+  const CallerLimiter& caller_limiter() const { return callers_; }
   const HttpClientOptions& options() const { return options_; }
 
+  // OK when the request's per-call options are in range: max_redirects
+  // 0..20, connect_retries 0..kMaxConnectRetries, no negative read timeout,
+  // and no Accept-Encoding field together with decompress (egressd sets
+  // it). kInvalidArgument naming the field otherwise. Execute and Stream
+  // check it.
+  static absl::Status ValidateCallOptions(const Request& request);
+  static constexpr int kMaxConnectRetries = 5;
+
  private:
-  friend class StreamCall::Sink;
-  // Admits the call (in-flight limits), takes the idle fast path, and spawns
-  // Run; `done` gets the result. `stream` is null for a unary call.
+  // Receives an exchange's response for a call: streams it to the
+  // StreamCall's consumer, or buffers it (unary); decodes it; spots a
+  // redirect to follow; tells the ReadWatchdog about progress.
+  class ResponseSink;
+  // What Run ends with: the result, and the address whose in-flight count
+  // (BeginRequest) the call still holds, if any.
+  struct RunResult {
+    absl::StatusOr<Response> result;
+    std::optional<Address> counted;
+  };
+  // One hop of a call: a response or an error, or a redirect to follow.
+  struct HopResult {
+    absl::StatusOr<Response> result;
+    // A redirect to follow: its status code and Location.
+    int redirect_status = 0;
+    std::string location;
+  };
+  // The read timeouts of one exchange (zero: off).
+  struct ReadTimeouts {
+    absl::Duration first_byte;
+    absl::Duration idle_read;
+    bool any() const {
+      return first_byte > absl::ZeroDuration() ||
+             idle_read > absl::ZeroDuration();
+    }
+  };
+  struct Exchanged {
+    ExchangeResult result;
+    // The read timeout that ended the exchange (ReadWatchdog::Expired).
+    int expired = 0;
+  };
+  // Admits the call (request limits, caller and in-flight limits), takes
+  // the idle fast path, and spawns Run; `done` gets the result. `stream` is
+  // null for a unary call.
   void Start(Request request, std::shared_ptr<StreamCall> stream,
              std::shared_ptr<CallAbort> abort, Callback done);
-  asio::awaitable<absl::StatusOr<Response>> Run(
-      Request request, Address address, Lease idle, absl::Time started,
-      std::shared_ptr<StreamCall> stream, std::shared_ptr<CallAbort> abort);
-  // Runs the exchange on the connection's own event loop.
-  asio::awaitable<ExchangeResult> ExchangeOn(
-      std::shared_ptr<Connection> connection, const Request& request,
-      ExchangeSink* sink, CallAbort* abort);
+  // The whole call: one hop, then one per redirect followed. `routes`: the
+  // ways to the origin in order (routes[0] gave `address`).
+  asio::awaitable<RunResult> Run(Request request, Address address,
+                                 std::vector<ProxyChoice> routes, Lease idle,
+                                 absl::Time started,
+                                 std::shared_ptr<StreamCall> stream,
+                                 std::shared_ptr<CallAbort> abort);
+  // One request and its response, with the safe retries (stale connection,
+  // HTTP/2 refused streams, 421) and the opted-in connect retries; a failed
+  // connect moves on to the next route. `timing` and `connect_retries`
+  // accumulate over hops; `redirects` are the hops before this one (a
+  // streamed head carries them).
+  asio::awaitable<HopResult> RunHop(
+      const Request& request, Address address,
+      std::vector<ProxyChoice> routes, Lease idle, absl::Time started,
+      const std::shared_ptr<StreamCall>& stream,
+      const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
+      int* connect_retries, const std::vector<RedirectHop>* redirects);
+  // The ways to reach `url`'s origin, in order: direct, or proxies (one
+  // that failed recently goes last). Never empty.
+  std::vector<ProxyChoice> SelectRoutes(const Url& url);
+  // The pool's Address for `url` reached through `route`.
+  static Address AddressFor(const Url& url, const ProxyChoice& route);
+  // The read timeouts for `request`: the shorter of its own and the
+  // client's, for each.
+  ReadTimeouts TimeoutsFor(const Request& request) const;
+  // Runs the exchange on the connection's own event loop, with a
+  // ReadWatchdog there when `timeouts` has any (it aborts `abort`).
+  asio::awaitable<Exchanged> ExchangeOn(std::shared_ptr<Connection> connection,
+                                        const Request& request,
+                                        ResponseSink* sink,
+                                        std::shared_ptr<CallAbort> abort,
+                                        ReadTimeouts timeouts);
+  // Waits before connect retry number `retry` (1-based): full jitter over
+  // 25 ms * 2^(retry-1), at most 250 ms; ends early at `deadline` or when
+  // `abort` is aborted.
+  asio::awaitable<void> RetryBackoff(int retry, absl::Time deadline,
+                                     CallAbort* abort);
   // A stream on another host's HTTP/2 connection at one of this host's IPs
   // whose verified certificate covers this host (pool.h,
   // TryAcquireCoalesced); a null lease if none.
@@ -198,12 +343,22 @@ class HttpClient {
       ABSL_LOCKS_EXCLUDED(totals_mu_);
 
   const HttpClientOptions options_;
+  RetryBudget retry_budget_;
+  CallerLimiter callers_;
+  std::atomic<uint64_t> redirects_followed_{0};
+  std::atomic<uint64_t> rejected_request_limits_{0};
+  std::atomic<uint64_t> first_byte_timeouts_{0};
+  std::atomic<uint64_t> idle_read_timeouts_{0};
+  std::atomic<uint64_t> responses_decoded_{0};
+  std::atomic<uint64_t> decompression_limit_hits_{0};
   EventLoops loops_;
   // Declared after loops_: destroyed first, while the io_contexts still exist
   // (its timer and sockets belong to them); the loops are joined before.
   std::unique_ptr<ConnectionPool> pool_;
   Connector connector_;
   LeakRegistry leaks_;
+  // Proxies that failed recently are tried last (thread-safe).
+  ProxyDatabase proxy_db_;
   mutable Mutex totals_mu_;
   CallTotals totals_ ABSL_GUARDED_BY(totals_mu_);
   std::atomic<bool> shutting_down_{false};

@@ -583,6 +583,7 @@ class ConfigParser {
   absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out);
   absl::Status ParseHttp2(const Field& f, Http2Config* out);
   absl::Status ParseLimits(const Field& f, LimitsConfig* out);
+  absl::Status ParseRetries(const Field& f, RetriesConfig* out);
   absl::Status ParseTls(const Field& f, TlsConfig* out);
   absl::Status ParseTlsSettings(const Field& f, TlsSettings* out,
                                 HostMatch* match);
@@ -692,13 +693,28 @@ absl::Status ConfigParser::ParseHttp2(const Field& f, Http2Config* out) {
 absl::Status ConfigParser::ParseTimeouts(const Field& f, TimeoutsConfig* out) {
   return ForEachField(f, {{"connect", Duration(&out->connect)},
                           {"default_call", Duration(&out->default_call)},
-                          {"shutdown_grace", Duration(&out->shutdown_grace)}});
+                          {"shutdown_grace", Duration(&out->shutdown_grace)},
+                          {"first_byte", Duration(&out->first_byte)},
+                          {"idle_read", Duration(&out->idle_read)}});
 }
 
 absl::Status ConfigParser::ParseLimits(const Field& f, LimitsConfig* out) {
   return ForEachField(
       f, {{"max_response_body_bytes", Bytes(&out->max_response_body_bytes)},
-          {"max_request_body_bytes", Bytes(&out->max_request_body_bytes)}});
+          {"max_request_body_bytes", Bytes(&out->max_request_body_bytes)},
+          {"max_request_url_bytes", Bytes(&out->max_request_url_bytes)},
+          {"max_request_header_count", Int(&out->max_request_header_count)},
+          {"max_request_header_bytes", Bytes(&out->max_request_header_bytes)},
+          {"max_decompression_ratio", Int(&out->max_decompression_ratio)},
+          {"max_decompressed_bytes", Bytes(&out->max_decompressed_bytes)},
+          {"max_in_flight_per_caller", Int(&out->max_in_flight_per_caller)},
+          {"caller_metadata_key", String(&out->caller_metadata_key)}});
+}
+
+absl::Status ConfigParser::ParseRetries(const Field& f, RetriesConfig* out) {
+  return ForEachField(
+      f, {{"budget_percent", Int(&out->budget_percent)},
+          {"min_retry_concurrency", Int(&out->min_retry_concurrency)}});
 }
 
 // One TlsSettings mapping: tls.default (match == nullptr) or an entry of
@@ -1045,6 +1061,8 @@ absl::StatusOr<EgressdConfig> ConfigParser::Parse(absl::string_view text) {
          {"http2", [&](const Field& f) { return ParseHttp2(f, &config.http2); }},
          {"limits",
           [&](const Field& f) { return ParseLimits(f, &config.limits); }},
+         {"retries",
+          [&](const Field& f) { return ParseRetries(f, &config.retries); }},
          {"tls", [&](const Field& f) { return ParseTls(f, &config.tls); }},
          {"proxy", [&](const Field& f) { return ParseProxy(f, &config.proxy); }},
          {"egress",
@@ -1193,6 +1211,8 @@ std::optional<FieldProblem> Validate(const EgressdConfig& config) {
            {"timeouts.connect", config.timeouts.connect, false},
            {"timeouts.default_call", config.timeouts.default_call, false},
            {"timeouts.shutdown_grace", config.timeouts.shutdown_grace, true},
+           {"timeouts.first_byte", config.timeouts.first_byte, true},
+           {"timeouts.idle_read", config.timeouts.idle_read, true},
            {"http2.ping_interval", config.http2.ping_interval, true},
            {"http2.ping_timeout", config.http2.ping_timeout, false},
            {"http2.ping_before_reuse_after_idle",
@@ -1227,6 +1247,53 @@ std::optional<FieldProblem> Validate(const EgressdConfig& config) {
       return FieldProblem{
           path, absl::StrCat("must be <= ", kMaxCount,
                              " (the largest protobuf message), got ", value)};
+    }
+  }
+  const LimitsConfig& limits = config.limits;
+  for (const auto& [path, value] :
+       std::vector<std::pair<const char*, uint64_t>>{
+           {"limits.max_request_url_bytes", limits.max_request_url_bytes},
+           {"limits.max_request_header_bytes",
+            limits.max_request_header_bytes}}) {
+    if (value > static_cast<uint64_t>(kMaxCount)) {
+      return FieldProblem{path, absl::StrCat("must be <= ", kMaxCount,
+                                             " (0: no limit), got ", value)};
+    }
+  }
+  if (limits.max_decompressed_bytes > (uint64_t{1} << 50)) {
+    return FieldProblem{"limits.max_decompressed_bytes",
+                        absl::StrCat("must be <= 1PiB (0: no limit), got ",
+                                     limits.max_decompressed_bytes)};
+  }
+  for (const auto& [path, value, max] :
+       std::vector<std::tuple<const char*, int64_t, int64_t>>{
+           {"limits.max_request_header_count", limits.max_request_header_count,
+            kMaxCount},
+           {"limits.max_decompression_ratio", limits.max_decompression_ratio,
+            1000000},
+           {"limits.max_in_flight_per_caller", limits.max_in_flight_per_caller,
+            kMaxCount},
+           {"retries.budget_percent", config.retries.budget_percent, 100},
+           {"retries.min_retry_concurrency",
+            config.retries.min_retry_concurrency, kMaxCount}}) {
+    if (auto p = CheckCount(path, value, 0, max)) return p;
+  }
+  if (!limits.caller_metadata_key.empty()) {
+    // gRPC metadata keys: lower-case token characters; "grpc-" is
+    // reserved, "-bin" marks binary values (not an identity to show).
+    const std::string& key = limits.caller_metadata_key;
+    const bool valid = std::all_of(key.begin(), key.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+             c == '_' || c == '.';
+    });
+    if (!valid || absl::StartsWith(key, "grpc-") ||
+        absl::EndsWith(key, "-bin") || key == "authorization") {
+      return FieldProblem{
+          "limits.caller_metadata_key",
+          absl::StrCat(Quote(key),
+                       " is not a usable gRPC metadata key (lower-case "
+                       "letters, digits, '-', '_', '.'; not grpc-*, *-bin or "
+                       "authorization), e.g. x-egress-caller")};
     }
   }
 
@@ -1451,13 +1518,35 @@ Out ToOut(const EgressdConfig& c) {
            Out::Map()
                .Add("connect", Dur(c.timeouts.connect))
                .Add("default_call", Dur(c.timeouts.default_call))
-               .Add("shutdown_grace", Dur(c.timeouts.shutdown_grace)));
+               .Add("shutdown_grace", Dur(c.timeouts.shutdown_grace))
+               .Add("first_byte", Dur(c.timeouts.first_byte))
+               .Add("idle_read", Dur(c.timeouts.idle_read)));
   root.Add("limits",
            Out::Map()
                .Add("max_response_body_bytes",
                     Num(static_cast<int64_t>(c.limits.max_response_body_bytes)))
                .Add("max_request_body_bytes",
-                    Num(static_cast<int64_t>(c.limits.max_request_body_bytes))));
+                    Num(static_cast<int64_t>(c.limits.max_request_body_bytes)))
+               .Add("max_request_url_bytes",
+                    Num(static_cast<int64_t>(c.limits.max_request_url_bytes)))
+               .Add("max_request_header_count",
+                    Num(c.limits.max_request_header_count))
+               .Add("max_request_header_bytes",
+                    Num(static_cast<int64_t>(
+                        c.limits.max_request_header_bytes)))
+               .Add("max_decompression_ratio",
+                    Num(c.limits.max_decompression_ratio))
+               .Add("max_decompressed_bytes",
+                    Num(static_cast<int64_t>(c.limits.max_decompressed_bytes)))
+               .Add("max_in_flight_per_caller",
+                    Num(c.limits.max_in_flight_per_caller))
+               .Add("caller_metadata_key",
+                    Out::Str(c.limits.caller_metadata_key)));
+  root.Add("retries",
+           Out::Map()
+               .Add("budget_percent", Num(c.retries.budget_percent))
+               .Add("min_retry_concurrency",
+                    Num(c.retries.min_retry_concurrency)));
   Out destinations = Out::List();
   for (const TlsDestination& d : c.tls.destinations) {
     destinations.elements.push_back(TlsOut(d.settings, &d.match));

@@ -220,14 +220,57 @@ struct TimeoutsConfig {
   // Keep shutdown_grace + the preStop sleep below the pod's
   // terminationGracePeriodSeconds (deploy/k8s: 20 s + 5 s < 30 s).
   absl::Duration shutdown_grace = absl::Seconds(20);
+  // From starting to send a request until the response's status line and
+  // headers have all arrived (a head trickling in byte by byte has not
+  // arrived). DEADLINE_EXCEEDED past it. Default 0s: off (the call's
+  // deadline alone). >= 0.
+  absl::Duration first_byte = absl::ZeroDuration();
+  // While reading a response body, the longest time without a byte
+  // arriving (time FetchStream waits for its caller does not count).
+  // DEADLINE_EXCEEDED past it. Default 0s: off. >= 0.
+  absl::Duration idle_read = absl::ZeroDuration();
 };
 
 struct LimitsConfig {
   // Largest response body a unary Fetch returns. Default 4 MiB (gRPC's
   // default largest message).
   uint64_t max_response_body_bytes = 4 * 1024 * 1024;
-  // Largest request body a Fetch sends. Default 4 MiB.
+  // Largest request body a Fetch sends (RESOURCE_EXHAUSTED past it, before
+  // anything is sent). Default 4 MiB.
   uint64_t max_request_body_bytes = 4 * 1024 * 1024;
+  // Longest request URL, in bytes. Default 16 KiB (above nginx's and
+  // Apache's 8 KiB request lines). 0: no limit.
+  uint64_t max_request_url_bytes = 16 * 1024;
+  // Most request header fields, and their total size (name: value CRLF).
+  // Default 100 and 64 KiB, like Envoy's. 0: no limit.
+  int64_t max_request_header_count = 100;
+  uint64_t max_request_header_bytes = 64 * 1024;
+  // Decoding (FetchRequest.decompress): the largest decoded / encoded ratio,
+  // checked once the decoded body passes 1 MiB (a gzip of zeros expands
+  // about 1000 times, text 3-20 times). Default 100. 0: no limit.
+  int64_t max_decompression_ratio = 100;
+  // Largest decoded body a FetchStream delivers (a unary Fetch stops at
+  // max_response_body_bytes). Default 1 GiB. 0: no limit.
+  uint64_t max_decompressed_bytes = uint64_t{1} << 30;
+  // Calls one caller may have in flight; one more is RESOURCE_EXHAUSTED.
+  // Default 0: no limit.
+  int64_t max_in_flight_per_caller = 0;
+  // The gRPC metadata key whose value names the caller (e.g.
+  // "x-egress-caller"). Default empty: callers are told apart by their IP
+  // address (the gRPC peer without its port), and a call without the key
+  // is counted by its IP too.
+  std::string caller_metadata_key;
+};
+
+// Connect retries (FetchRequest.connect_retries) are bounded by a budget:
+// retries in flight <= max(min_retry_concurrency, budget_percent% of the
+// calls in flight), so retries cannot multiply the load during an outage
+// (Envoy's retry budget).
+struct RetriesConfig {
+  // Default 20 (Envoy's). 0..100.
+  int64_t budget_percent = 20;
+  // Default 3 (Envoy's). >= 0.
+  int64_t min_retry_concurrency = 3;
 };
 
 // How egressd speaks to an origin.
@@ -364,6 +407,7 @@ struct EgressdConfig {
   Http2Config http2;
   TimeoutsConfig timeouts;
   LimitsConfig limits;
+  RetriesConfig retries;
   TlsConfig tls;
   ProxyConfig proxy;
   EgressConfig egress;

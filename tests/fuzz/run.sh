@@ -7,6 +7,9 @@
 #   response_parser   client_core/http1/response_parser (hostile origins)
 #   url               client_core/url/url (caller-supplied URLs)
 #   egress_policy     client_core/policy (CIDR config, address classification)
+#   content_decoder   client_core/http/content_decoder (encoded bodies: gzip,
+#                     deflate, br, decompression bombs)
+#   redirect          client_core/call/redirect (Location values)
 #
 # Exits non-zero if any target crashes, breaks an invariant (FUZZ_CHECK),
 # leaks, hits UB, runs out of memory, or takes longer than 10 s on one input.
@@ -34,7 +37,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   exit 2
 fi
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(response_parser url egress_policy)
+[ ${#targets[@]} -eq 0 ] && targets=(response_parser url egress_policy content_decoder redirect)
 
 out="${FUZZ_OUT:-${TMPDIR:-/tmp}/egressd-fuzz}"
 cxx="${CLANGXX:-clang++}"
@@ -50,9 +53,23 @@ sources_of() {
     egress_policy)
       echo client_core/policy/cidr.cc client_core/policy/address_class.cc \
         client_core/policy/egress_policy.cc ;;
+    content_decoder)
+      echo client_core/http/content_decoder.cc client_core/http/header.cc ;;
+    redirect)
+      echo client_core/call/redirect.cc client_core/url/url.cc \
+        client_core/http/header.cc ;;
     *)
-      echo "run.sh: unknown target '$1' (response_parser, url, egress_policy)" >&2
+      echo "run.sh: unknown target '$1' (response_parser, url, egress_policy, content_decoder, redirect)" >&2
       return 1 ;;
+  esac
+}
+
+# System libraries a target links besides Abseil (as //third_party wraps
+# them).
+libs_of() {
+  case "$1" in
+    content_decoder) echo -lz -lbrotlidec ;;
+    *) ;;
   esac
 }
 
@@ -110,7 +127,7 @@ for t in "${targets[@]}"; do
   # shellcheck disable=SC2046
   "$cxx" "${common[@]}" -fsanitize=fuzzer "tests/fuzz/${t}_fuzzer.cc" \
     $(objects_for $(sources_of "$t")) \
-    -Wl,--as-needed "${absl_libs[@]}" -pthread -o "$out/bin/$t"
+    -Wl,--as-needed "${absl_libs[@]}" $(libs_of "$t") -pthread -o "$out/bin/$t"
 done
 
 # --- run ---------------------------------------------------------------------
