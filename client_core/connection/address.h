@@ -1,8 +1,13 @@
 // Address: what makes two requests able to share a connection.
 //
 // Two requests may use the same pooled connection only when their Addresses
-// are equal: same scheme, host and port (and, as later issues add them, the
-// same proxy and TLS settings). The pool's lookup is a hash lookup by Address,
+// are equal: same scheme, host and port, and the same proxy. (TLS settings
+// depend on the host alone: DestinationRules.)
+//
+// Through an HTTP proxy, an http:// Address names the proxy only (empty host,
+// port 0): the proxy forwards absolute-form requests to any origin, so its
+// connections serve every http:// origin routed through it. https:// (a
+// CONNECT tunnel per origin) and SOCKS5 keep the origin in the Address. The pool's lookup is a hash lookup by Address,
 // never a scan of every connection.
 #ifndef EGRESS_CLIENT_CORE_CONNECTION_ADDRESS_H_
 #define EGRESS_CLIENT_CORE_CONNECTION_ADDRESS_H_
@@ -20,28 +25,37 @@ struct Address {
   std::string scheme;  // "http" or "https"
   std::string host;    // as in Url::host (IPv6 without brackets)
   uint16_t port = 0;
+  // The name of the proxy the connection goes through (ProxySelector's
+  // proxies); empty for a direct connection.
+  std::string proxy;
 
   static Address FromUrl(const Url& url) {
     return Address{url.scheme, url.host, url.port};
   }
 
-  // "scheme://host:port", IPv6 hosts bracketed. Used as the address's name in
-  // stats and logs.
+  // "scheme://host:port", IPv6 hosts bracketed, then " via NAME" through a
+  // proxy ("http://* via corp" for a proxy's http:// connections). Used as
+  // the address's name in stats and logs.
   std::string ToString() const {
     const bool v6 = host.find(':') != std::string::npos;
-    return absl::StrCat(scheme, "://", v6 ? "[" : "", host, v6 ? "]" : "", ":",
-                        port);
+    std::string out =
+        host.empty() ? absl::StrCat(scheme, "://*")
+                     : absl::StrCat(scheme, "://", v6 ? "[" : "", host,
+                                    v6 ? "]" : "", ":", port);
+    if (!proxy.empty()) absl::StrAppend(&out, " via ", proxy);
+    return out;
   }
 
   friend bool operator==(const Address& a, const Address& b) {
-    return a.port == b.port && a.scheme == b.scheme && a.host == b.host;
+    return a.port == b.port && a.scheme == b.scheme && a.host == b.host &&
+           a.proxy == b.proxy;
   }
   friend bool operator!=(const Address& a, const Address& b) {
     return !(a == b);
   }
   template <typename H>
   friend H AbslHashValue(H h, const Address& a) {
-    return H::combine(std::move(h), a.scheme, a.host, a.port);
+    return H::combine(std::move(h), a.scheme, a.host, a.port, a.proxy);
   }
 };
 

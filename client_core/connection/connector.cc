@@ -15,6 +15,9 @@
 #include "asio/use_awaitable.hpp"
 #include "client_core/connection/http1_connection.h"
 #include "client_core/http2/http2_connection.h"
+#include "client_core/net/socket_deadline.h"
+#include "client_core/proxy/http_tunnel.h"
+#include "client_core/proxy/socks5.h"
 #include "client_core/route/caching_resolver.h"
 #include "client_core/route/route_selector.h"
 #include "client_core/route/system_resolver.h"
@@ -93,6 +96,7 @@ std::string_view ConnectFailureName(ConnectFailure failure) {
     case ConnectFailure::kNetwork: return "network";
     case ConnectFailure::kTls: return "tls";
     case ConnectFailure::kDeadline: return "deadline";
+    case ConnectFailure::kProxy: return "proxy";
   }
   return "unknown";
 }
@@ -105,15 +109,56 @@ std::array<uint64_t, kConnectFailureCount> Connector::failures() const {
   return out;
 }
 
+std::shared_ptr<const Proxy> Connector::FindProxy(
+    const std::string& name) const {
+  if (options_.proxies == nullptr) return nullptr;
+  for (const std::shared_ptr<const Proxy>& proxy :
+       options_.proxies->proxies()) {
+    if (proxy->name == name) return proxy;
+  }
+  return nullptr;
+}
+
 asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     const Address& address, uint64_t connection_id, absl::Time deadline) {
   asio::any_io_executor executor = co_await asio::this_coro::executor;
-  const auto failed = [this](ConnectFailure failure) {
+  const auto failed = [this, &address, connection_id](ConnectFailure failure) {
     failures_[static_cast<size_t>(failure)].fetch_add(
         1, std::memory_order_relaxed);
+    if (options_.listener != nullptr) {
+      options_.listener->OnConnectFailed(connection_id, address, failure);
+    }
   };
   const DestinationOptions& destination = tls_->rules().For(address.host);
-  if (address.scheme == "http" && !destination.allow_cleartext) {
+  // Through a proxy: TCP goes to the proxy, which reaches the origin.
+  std::shared_ptr<const Proxy> proxy;
+  if (!address.proxy.empty()) {
+    proxy = FindProxy(address.proxy);
+    if (proxy == nullptr) {
+      failed(ConnectFailure::kProxy);
+      co_return absl::InternalError(absl::StrCat(
+          "no proxy named '", address.proxy, "' is configured"));
+    }
+  }
+  const std::string& dial_host = proxy ? proxy->host : address.host;
+  const uint16_t dial_port = proxy ? proxy->port : address.port;
+  // The origin's IP, when the URL names one, is judged even through a proxy
+  // (a host name is the proxy's to resolve, and its own policy's to judge).
+  if (proxy != nullptr && options_.policy != nullptr &&
+      !address.host.empty()) {
+    const std::optional<asio::ip::address> origin_ip =
+        Resolver::IpLiteral(address.host);
+    if (origin_ip.has_value()) {
+      PolicyDecision decision =
+          options_.policy->Check(address.host, *origin_ip, address.port);
+      if (!decision.allowed) {
+        failed(ConnectFailure::kEgressPolicy);
+        co_return decision.ToStatus(address.host);
+      }
+    }
+  }
+  if (address.scheme == "http" && !address.host.empty() &&
+      !destination.allow_cleartext) {
     failed(ConnectFailure::kEgressPolicy);
     co_return absl::PermissionDeniedError(absl::StrCat(
         "cleartext http:// to '", address.host,
@@ -129,12 +174,12 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   // 1. Resolve.
   std::vector<asio::ip::address> ips;
   const std::optional<asio::ip::address> literal =
-      Resolver::IpLiteral(address.host);
+      Resolver::IpLiteral(dial_host);
   if (literal.has_value()) {
     ips.push_back(*literal);
   } else {
     absl::StatusOr<std::vector<asio::ip::address>> resolved =
-        co_await resolver_->Resolve(address.host, deadline);
+        co_await resolver_->Resolve(dial_host, deadline);
     if (!resolved.ok()) {
       failed(absl::IsDeadlineExceeded(resolved.status())
                  ? ConnectFailure::kDeadline
@@ -146,7 +191,7 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   if (ips.empty()) {
     failed(ConnectFailure::kDns);
     co_return absl::UnavailableError(
-        absl::StrCat("DNS lookup of '", address.host, "' found no address"));
+        absl::StrCat("DNS lookup of '", dial_host, "' found no address"));
   }
   const absl::Time connect_start = absl::Now();
   const absl::Duration dns_time =
@@ -154,8 +199,9 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
 
   // 2. The egress policy judges every resolved address, and only those it
   // allows are dialled: the address checked is the address connected to,
-  // so DNS rebinding cannot slip past the check.
-  if (options_.policy != nullptr) {
+  // so DNS rebinding cannot slip past the check. A proxy's own addresses
+  // are the operator's choice, not the caller's: they are not judged.
+  if (options_.policy != nullptr && proxy == nullptr) {
     std::vector<asio::ip::address> allowed;
     absl::Status first_denial;
     for (const asio::ip::address& ip : ips) {
@@ -175,8 +221,11 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   }
 
   // 3. Order the routes.
-  const std::vector<Route> routes =
-      RouteSelector(&route_database_).Select(address, ips, connect_start);
+  Address dial_address = address;
+  dial_address.host = dial_host;
+  dial_address.port = dial_port;
+  const std::vector<Route> routes = RouteSelector(&route_database_)
+                                        .Select(dial_address, ips, connect_start);
 
   // 4. Race them.
   auto race = std::make_shared<Race>(executor);
@@ -307,12 +356,61 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   result.connect_time = now - connect_start;
   result.attempts = static_cast<int>(attempts.size());
 
-  // 5. TLS, and the protocol.
+  // 5. Through the proxy to the origin: a CONNECT tunnel (HTTP proxy,
+  // https) or a SOCKS5 connect; an HTTP proxy's http:// connection carries
+  // absolute-form requests instead.
+  asio::ip::tcp::socket socket = std::move(winner->socket);
+  if (proxy != nullptr && !address.host.empty()) {
+    absl::Status through;
+    if (proxy->scheme == Proxy::Scheme::kSocks5) {
+      through = co_await Socks5Connect(socket, *proxy, address.host,
+                                       address.port, deadline);
+    } else if (address.scheme == "https") {
+      const asio::ip::tcp::endpoint endpoint = winner->route.endpoint;
+      const absl::Duration connect_timeout = options_.connect_timeout;
+      ProxyReconnect reconnect =
+          [executor, endpoint, deadline,
+           connect_timeout]() -> asio::awaitable<
+                                  absl::StatusOr<asio::ip::tcp::socket>> {
+        asio::ip::tcp::socket again(executor);
+        asio::error_code ec;
+        {
+          SocketDeadline guard(again, std::min(deadline, absl::Now() +
+                                                            connect_timeout));
+          std::tie(ec) = co_await again.async_connect(endpoint, kNoThrow);
+        }
+        if (ec) {
+          co_return absl::UnavailableError(absl::StrCat(
+              "reconnecting to the proxy at ", EndpointToString(endpoint),
+              " failed: ", ec.message()));
+        }
+        co_return std::move(again);
+      };
+      absl::StatusOr<Tunnel> tunnel =
+          co_await ConnectTunnel(std::move(socket), *proxy, address.host,
+                                 address.port, deadline, nullptr, reconnect);
+      if (tunnel.ok()) {
+        socket = std::move(tunnel->socket);
+      } else {
+        through = tunnel.status();
+        socket = asio::ip::tcp::socket(executor);
+      }
+    }
+    if (!through.ok()) {
+      asio::error_code ignored;
+      socket.close(ignored);
+      failed(absl::IsDeadlineExceeded(through) ? ConnectFailure::kDeadline
+                                              : ConnectFailure::kProxy);
+      co_return through;
+    }
+  }
+
+  // 6. TLS, and the protocol.
   std::unique_ptr<Transport> transport;
   Protocol protocol = Protocol::kHttp11;
   if (address.scheme == "https") {
     absl::StatusOr<TlsClient::Handshaken> handshaken = co_await tls_->Handshake(
-        std::move(winner->socket), address,
+        std::move(socket), address,
         EndpointToString(winner->route.endpoint), deadline);
     if (!handshaken.ok()) {
       failed(absl::IsDeadlineExceeded(handshaken.status())
@@ -324,8 +422,8 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     result.tls_time = handshaken->handshake_time;
     if (transport->tls_info()->alpn == "h2") protocol = Protocol::kHttp2;
   } else {
-    transport = std::make_unique<Transport>(std::move(winner->socket));
-    if (destination.protocols == HttpProtocols::kHttp2) {
+    transport = std::make_unique<Transport>(std::move(socket));
+    if (destination.protocols == HttpProtocols::kHttp2 && proxy == nullptr) {
       protocol = Protocol::kHttp2;  // h2c with prior knowledge
     }
   }
@@ -333,8 +431,14 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     result.connection = std::make_shared<Http2Connection>(
         connection_id, address, std::move(transport), options_.http2);
   } else {
-    result.connection = std::make_shared<Http1Connection>(
-        connection_id, address, std::move(transport));
+    auto http1 = std::make_shared<Http1Connection>(connection_id, address,
+                                                   std::move(transport));
+    // An HTTP proxy's own connection for http://: absolute-form requests.
+    if (proxy != nullptr && proxy->scheme == Proxy::Scheme::kHttp &&
+        address.scheme == "http") {
+      http1->set_http_proxy(proxy);
+    }
+    result.connection = std::move(http1);
   }
   result.connection->Start();
   co_return result;

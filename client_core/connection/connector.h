@@ -10,10 +10,15 @@
 //      route; start the next one every `fallback_delay` while earlier attempts
 //      are still pending, and at once when an attempt fails. The first attempt
 //      to connect wins; the others are cancelled and their sockets closed.
-//   4. For https, the TLS handshake (TlsClient: verification, ALPN,
+//   4. Through a proxy (the Address names it): steps 1-3 dial the proxy,
+//      whose addresses the egress policy does not judge (the origin's IP is,
+//      when the URL names one); then a CONNECT tunnel (HTTP proxy, https),
+//      a SOCKS5 connect, or nothing (HTTP proxy, http: absolute-form
+//      requests on the proxy's connection).
+//   5. For https, the TLS handshake (TlsClient: verification, ALPN,
 //      resumption); the protocol is HTTP/2 when ALPN selected h2, or for
 //      http when the destination asks for h2c with prior knowledge.
-//   5. Record the outcome in the RouteDatabase: a route whose attempt failed
+//   6. Record the outcome in the RouteDatabase: a route whose attempt failed
 //      or timed out is failed; so is one that was still pending when a route
 //      started after it won (it had a head start of at least one fallback
 //      delay and lost: RFC 8305 section 5 would prefer the winner next time
@@ -39,6 +44,7 @@
 #include "client_core/connection/address.h"
 #include "client_core/connection/connection.h"
 #include "client_core/http2/http2_options.h"
+#include "client_core/proxy/proxy_rules.h"
 #include "client_core/policy/egress_policy.h"
 #include "client_core/route/resolver.h"
 #include "client_core/route/route.h"
@@ -46,6 +52,8 @@
 #include "client_core/tls/tls_client.h"
 
 namespace egress {
+
+class ConnectListener;
 
 struct ConnectorOptions {
   // Bound on each TCP connect attempt; the call's deadline caps it too. An
@@ -70,6 +78,12 @@ struct ConnectorOptions {
   std::shared_ptr<TlsClient> tls;
   // How HTTP/2 connections run.
   Http2Options http2;
+  // The proxies an Address's `proxy` names; null: none (every Address is
+  // direct).
+  std::shared_ptr<const ProxySelector> proxies;
+  // Told of every failed Connect() with its reason; may be null. Must
+  // outlive the Connector.
+  ConnectListener* listener = nullptr;
 };
 
 // Why a Connect() failed, counted per reason (PoolStats, metrics).
@@ -81,11 +95,25 @@ enum class ConnectFailure {
   kNetwork,       // unreachable, or another socket error
   kTls,           // the TLS handshake failed (TlsClient counts the cause)
   kDeadline,      // the call's deadline passed first
+  kProxy,         // the proxy refused (CONNECT status, SOCKS5 reply, 407)
 };
-inline constexpr size_t kConnectFailureCount = 7;
+inline constexpr size_t kConnectFailureCount = 8;
 // "egress_policy", "dns", "refused", "timeout", "network", "tls",
-// "deadline".
+// "deadline", "proxy".
 std::string_view ConnectFailureName(ConnectFailure failure);
+
+// Receives the Connector's failures, each under its ConnectFailure (the pool
+// only learns that a connecting slot ended: pool.h ConnectFailed). Called on
+// the connecting coroutine's thread with no lock held, before Connect()
+// returns the error; must be thread-safe and quick.
+class ConnectListener {
+ public:
+  virtual ~ConnectListener() = default;
+  // The connection that would have had id `connection_id` (never opened) to
+  // `address` failed for `failure`.
+  virtual void OnConnectFailed(uint64_t connection_id, const Address& address,
+                               ConnectFailure failure) = 0;
+};
 
 struct ConnectResult {
   std::shared_ptr<Connection> connection;
@@ -136,6 +164,8 @@ class Connector {
   Resolver& resolver() { return *resolver_; }
   const ConnectorOptions& options() const { return options_; }
   TlsClient& tls() { return *tls_; }
+  // The proxy named `name` (an Address's `proxy`), or null.
+  std::shared_ptr<const Proxy> FindProxy(const std::string& name) const;
 
  private:
   const ConnectorOptions options_;

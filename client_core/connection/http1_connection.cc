@@ -17,6 +17,7 @@
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
 #include "client_core/http1/request_writer.h"
+#include "client_core/proxy/http_tunnel.h"
 #include "client_core/net/socket_deadline.h"
 
 namespace egress {
@@ -88,7 +89,9 @@ asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request
     r.response = absl::CancelledError("the call was cancelled");
     co_return r;
   }
-  const std::string head = SerializeRequestHead(request);
+  const std::string head = http_proxy_ != nullptr
+                               ? SerializeProxiedRequestHead(request, *http_proxy_)
+                               : SerializeRequestHead(request);
   std::array<asio::const_buffer, 2> out = {asio::buffer(head),
                                            asio::buffer(request.body)};
   auto [wec, wn] = co_await transport().Write(out);

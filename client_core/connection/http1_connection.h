@@ -11,6 +11,7 @@
 
 #include "client_core/connection/connection.h"
 #include "client_core/http1/response_parser.h"
+#include "client_core/proxy/proxy_rules.h"
 
 namespace egress {
 
@@ -21,6 +22,13 @@ class Http1Connection final : public Connection {
   // Cleartext over `socket` (tests and benchmarks).
   Http1Connection(uint64_t id, Address address, asio::ip::tcp::socket socket);
   ~Http1Connection() override;
+
+  // The connection goes to an HTTP proxy that forwards http:// requests:
+  // heads are written in absolute form with the proxy's credentials
+  // (proxy/http_tunnel.h). Set before the first exchange.
+  void set_http_proxy(std::shared_ptr<const Proxy> proxy) {
+    http_proxy_ = std::move(proxy);
+  }
 
   asio::awaitable<ExchangeResult> Exchange(
       const Request& request, const Http1Limits& limits,
@@ -35,6 +43,7 @@ class Http1Connection final : public Connection {
   // Present only while an exchange runs, so that an idle pooled connection
   // holds no parse state (the idle ones are the many).
   std::optional<ResponseParser> parser_;
+  std::shared_ptr<const Proxy> http_proxy_;
 };
 
 }  // namespace egress
