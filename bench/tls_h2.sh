@@ -215,9 +215,9 @@ NGINX_RPS=$(field "$WORK/nginx.json" throughput_rps)
 NGINX_ERR=$(field "$WORK/nginx.json" errors)
 
 log "phase: h2, $H2_CALLS outstanding"
-read -r _ open0 < <(handshakes "$pooled_ADMIN")
+read -r _ open0 _ < <(handshakes "$pooled_ADMIN")
 run_grpc h2 "$pooled_PORT" "$URL_H2" "$H2_CALLS"
-read -r _ open1 < <(handshakes "$pooled_ADMIN")
+read -r _ open1 _ < <(handshakes "$pooled_ADMIN")
 H2_RPS=$(field "$WORK/h2.json" throughput_rps)
 H2_ERR=$(field "$WORK/h2.json" errors)
 H2_CONNS=$((open1 - open0))

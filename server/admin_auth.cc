@@ -3,6 +3,20 @@
 #include "absl/strings/match.h"
 
 namespace egress {
+namespace {
+
+const char kUnauthenticated[] =
+    "PoolAdmin requires the metadata 'authorization: Bearer <token>' with "
+    "egressd's admin token (listeners.admin_token)";
+
+// A stream refused before it started: finished at once.
+class RefusedWatch final : public grpc::ServerWriteReactor<v1::PoolEvent> {
+ public:
+  explicit RefusedWatch(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
 
 bool BearerTokenMatches(absl::string_view metadata_value,
                         absl::string_view token) {
@@ -20,20 +34,21 @@ bool BearerTokenMatches(absl::string_view metadata_value,
   return difference == 0;
 }
 
-grpc::ServerUnaryReactor* TokenCheckedPoolAdmin::Reject(
+bool TokenCheckedPoolAdmin::Authorized(
     grpc::CallbackServerContext* context) const {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
-  if (it != metadata.end() &&
-      BearerTokenMatches(absl::string_view(it->second.data(), it->second.size()),
-                         token_)) {
-    return nullptr;
-  }
+  return it != metadata.end() &&
+         BearerTokenMatches(
+             absl::string_view(it->second.data(), it->second.size()), token_);
+}
+
+grpc::ServerUnaryReactor* TokenCheckedPoolAdmin::Reject(
+    grpc::CallbackServerContext* context) const {
+  if (Authorized(context)) return nullptr;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status(
-      grpc::StatusCode::UNAUTHENTICATED,
-      "PoolAdmin requires the metadata 'authorization: Bearer <token>' with "
-      "egressd's admin token (listeners.admin_token)"));
+  reactor->Finish(
+      grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kUnauthenticated));
   return reactor;
 }
 
@@ -71,6 +86,16 @@ grpc::ServerUnaryReactor* TokenCheckedPoolAdmin::Drain(
     v1::DrainResponse* response) {
   if (grpc::ServerUnaryReactor* rejected = Reject(context)) return rejected;
   return inner_->Drain(context, request, response);
+}
+
+grpc::ServerWriteReactor<v1::PoolEvent>* TokenCheckedPoolAdmin::WatchPoolEvents(
+    grpc::CallbackServerContext* context,
+    const v1::WatchPoolEventsRequest* request) {
+  if (!Authorized(context)) {
+    return new RefusedWatch(
+        grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kUnauthenticated));
+  }
+  return inner_->WatchPoolEvents(context, request);
 }
 
 }  // namespace egress

@@ -51,8 +51,13 @@ class TokenCheckedPoolAdmin final : public v1::PoolAdmin::CallbackService {
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
                                   const v1::DrainRequest* request,
                                   v1::DrainResponse* response) override;
+  grpc::ServerWriteReactor<v1::PoolEvent>* WatchPoolEvents(
+      grpc::CallbackServerContext* context,
+      const v1::WatchPoolEventsRequest* request) override;
 
  private:
+  // Whether the call carries the token.
+  bool Authorized(grpc::CallbackServerContext* context) const;
   // Null if the call carries the token; else a reactor already finished
   // with UNAUTHENTICATED.
   grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context) const;

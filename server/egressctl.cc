@@ -1,17 +1,25 @@
 // egressctl: the command-line client of egressd. "fetch" runs one HTTP
-// request through Fetcher.Fetch; "pool", "conns", "leaks", "evict" and
-// "drain" call PoolAdmin; see EgressctlUsage() for the full syntax.
+// request through Fetcher.Fetch; "pool", "conns", "leaks", "evict", "drain"
+// and "watch" call PoolAdmin; see EgressctlUsage() for the full syntax.
 //
 // Exit status: 0 on success (an HTTP error status is still a success: it is
-// a response), 1 when an RPC fails or the output cannot be written, 2 on bad
-// usage (including an unreadable -d @FILE or --admin_token_file).
+// a response; "watch" ended by Ctrl-C or by egressd shutting down is one
+// too), 1 when an RPC fails or the output cannot be written, 2 on bad usage
+// (including an unreadable -d @FILE or --admin_token_file).
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -169,6 +177,10 @@ class AdminClient {
   // Sets the deadline and, with a token, "authorization: Bearer <token>".
   void Prepare(grpc::ClientContext* context) const {
     SetDeadline(args_, context);
+    PrepareStream(context);
+  }
+  // The token only: a watch has no deadline.
+  void PrepareStream(grpc::ClientContext* context) const {
     if (!token_.empty()) {
       context->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
     }
@@ -274,6 +286,133 @@ int RunDrain(const EgressctlArgs& args, AdminClient& admin) {
       " connection(s) to close when idle\n")));
 }
 
+// Ends a watch on SIGINT or SIGTERM: egressctl blocks both (Main) and this
+// thread takes them with sigwait, so the cancel runs on an ordinary thread,
+// not in a signal handler. Stop() ends the thread when the stream ended by
+// itself.
+class InterruptWatcher {
+ public:
+  explicit InterruptWatcher(grpc::ClientContext* context)
+      : thread_([this, context] {
+          sigset_t signals = InterruptSignals();
+          int number = 0;
+          sigwait(&signals, &number);
+          if (!stopping_.load()) {
+            interrupted_.store(true);
+            context->TryCancel();
+          }
+        }) {}
+  ~InterruptWatcher() { Stop(); }
+
+  static sigset_t InterruptSignals() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    return signals;
+  }
+
+  bool interrupted() const { return interrupted_.load(); }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stopping_.store(true);
+    // Directed at the thread, which takes it with sigwait like any other.
+    pthread_kill(thread_.native_handle(), SIGINT);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> interrupted_{false};
+  std::thread thread_;
+};
+
+// Follows WatchPoolEvents: a header line, then one line per event (--json:
+// one JSON object per line, no header), flushed at once, until Ctrl-C.
+int RunWatch(const EgressctlArgs& args, AdminClient& admin) {
+  grpc::ClientContext context;
+  admin.PrepareStream(&context);
+  v1::WatchPoolEventsRequest request;
+  request.set_address(args.address);
+  InterruptWatcher interrupt(&context);
+  std::unique_ptr<grpc::ClientReader<v1::PoolEvent>> reader =
+      admin.stub().WatchPoolEvents(&context, request);
+  // egressd sends its metadata once the watch is in place, or the call
+  // fails at once (nothing listens: Finish says so). Only the start has a
+  // deadline, --timeout: a watch then runs until it is ended.
+  bool start_timed_out = false;
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool started = false;
+    std::thread start_deadline([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!cv.wait_for(lock, absl::ToChronoNanoseconds(args.timeout),
+                       [&] { return started; })) {
+        start_timed_out = true;
+        context.TryCancel();
+      }
+    });
+    reader->WaitForInitialMetadata();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      started = true;
+    }
+    cv.notify_all();
+    start_deadline.join();
+  }
+  // A refused watch (a bad token, a bad address) ends without the key.
+  const auto& metadata = context.GetServerInitialMetadata();
+  const bool started = metadata.find("egress-watch-started") != metadata.end();
+  bool written = true;
+  if (started && !args.json) {
+    written = WriteStdout(FormatPoolEventHeader()) && std::fflush(stdout) == 0;
+  }
+  google::protobuf::util::JsonPrintOptions json_options;
+  json_options.add_whitespace = false;
+  json_options.always_print_primitive_fields = true;
+  v1::PoolEvent event;
+  while (written && reader->Read(&event)) {
+    std::string line;
+    if (args.json) {
+      const auto status = google::protobuf::util::MessageToJsonString(
+          event, &line, json_options);
+      if (!status.ok()) {
+        std::cerr << "egressctl: cannot convert an event to JSON: "
+                  << status.ToString() << "\n";
+        context.TryCancel();
+        break;
+      }
+      line.push_back('\n');
+    } else {
+      line = FormatPoolEvent(event);
+    }
+    written = WriteStdout(line) && std::fflush(stdout) == 0;
+  }
+  if (!written) context.TryCancel();
+  const grpc::Status status = reader->Finish();
+  const bool interrupted = interrupt.interrupted();
+  interrupt.Stop();
+  if (!written) {
+    std::cerr << "egressctl: writing to stdout failed\n";
+    return kExitFailed;
+  }
+  if (interrupted) return kExitOk;  // Ctrl-C: the way a watch ends
+  if (start_timed_out) {
+    std::cerr << "egressctl: watch failed: egressd did not start the watch "
+                 "within --timeout="
+              << absl::FormatDuration(args.timeout) << "; is egressd running "
+              << "and listening on " << args.admin << "?\n";
+    return kExitFailed;
+  }
+  if (status.ok()) {
+    std::cerr << "egressctl: egressd ended the watch (it is shutting down)\n";
+    return kExitOk;
+  }
+  return admin.Fail(status);
+}
+
 int RunAdmin(const EgressctlArgs& args,
              int (*run)(const EgressctlArgs&, AdminClient&)) {
   // Read before any call so a bad file is a usage error, not an
@@ -309,6 +448,13 @@ int Main(int argc, char** argv) {
       return RunAdmin(*args, RunEvict);
     case EgressctlCommand::kDrain:
       return RunAdmin(*args, RunDrain);
+    case EgressctlCommand::kWatch: {
+      // Before any thread exists, so that every thread inherits the mask
+      // and only InterruptWatcher's sigwait takes the signals.
+      sigset_t signals = InterruptWatcher::InterruptSignals();
+      pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+      return RunAdmin(*args, RunWatch);
+    }
   }
   return kExitUsage;
 }

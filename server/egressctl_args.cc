@@ -46,6 +46,10 @@ Commands:
   drain
       Let no open connection take new exchanges: idle ones close now, in-use
       ones when their exchange ends.
+  watch [--address=SCHEME://HOST:PORT]
+      Follow the pool's connection events live (all, or one address's), one
+      line per event (--json: one JSON object per line), until Ctrl-C.
+      --timeout bounds only the wait for the stream to start.
   help
       Show this text.
 
@@ -137,7 +141,7 @@ constexpr EgressctlCommand kAllCommands[] = {
     EgressctlCommand::kFetch, EgressctlCommand::kPool,
     EgressctlCommand::kConns, EgressctlCommand::kLeaks,
     EgressctlCommand::kEvict, EgressctlCommand::kDrain,
-    EgressctlCommand::kHelp,
+    EgressctlCommand::kWatch, EgressctlCommand::kHelp,
 };
 
 absl::Status ParseCommandName(absl::string_view name,
@@ -150,7 +154,8 @@ absl::Status ParseCommandName(absl::string_view name,
   }
   return Usage(absl::StrCat(
       "unknown command '", name,
-      "' (commands: fetch, pool, conns, leaks, evict, drain, help)"));
+      "' (commands: fetch, pool, conns, leaks, evict, drain, watch, "
+      "help)"));
 }
 
 // Reads all of `file` (not closed here). Returns the errno of a failed read,
@@ -307,9 +312,10 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
   }
 
   if (!have_command) return Usage("no command given");
-  if (address_flag_given && args.command != EgressctlCommand::kConns) {
+  if (address_flag_given && args.command != EgressctlCommand::kConns &&
+      args.command != EgressctlCommand::kWatch) {
     return Usage(absl::StrCat(
-        "--address is an option of conns, not of ",
+        "--address is an option of conns and watch, not of ",
         EgressctlCommandName(args.command),
         args.command == EgressctlCommand::kEvict
             ? " (evict takes the address as its argument)"
@@ -322,6 +328,7 @@ absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv) {
     case EgressctlCommand::kConns:
     case EgressctlCommand::kLeaks:
     case EgressctlCommand::kDrain:
+    case EgressctlCommand::kWatch:
       if (!operands.empty()) {
         return Usage(absl::StrCat(EgressctlCommandName(args.command),
                                   " takes no arguments, got '",
@@ -421,6 +428,8 @@ const char* EgressctlCommandName(EgressctlCommand command) {
       return "evict";
     case EgressctlCommand::kDrain:
       return "drain";
+    case EgressctlCommand::kWatch:
+      return "watch";
   }
   return "?";
 }

@@ -13,6 +13,7 @@
 //   leaks
 //   evict [SCHEME://HOST:PORT]
 //   drain
+//   watch [--address=SCHEME://HOST:PORT]
 //   help | --help | -h
 // Long flags take "--flag=value" or "--flag value"; -X, -H and -d take
 // "-X VALUE" or "-XVALUE".
@@ -37,6 +38,7 @@ enum class EgressctlCommand {
   kLeaks,  // ListLeaks
   kEvict,  // EvictIdle
   kDrain,  // Drain
+  kWatch,  // WatchPoolEvents, until interrupted
 };
 
 // The command's name as typed ("fetch", "conns", ...).
@@ -82,7 +84,8 @@ struct EgressctlArgs {
   // -i: print the status line and the headers before the body.
   bool include_headers = false;
 
-  // conns: --address; evict: the ADDRESS operand. Empty: every address.
+  // conns and watch: --address; evict: the ADDRESS operand. Empty: every
+  // address.
   // Passed through unchecked: egressd answers INVALID_ARGUMENT for a
   // malformed one.
   std::string address;
@@ -95,8 +98,8 @@ struct EgressctlArgs {
 // option value, a bad --timeout, a missing or extra URL, an -X that is not an
 // HTTP token, an -H without "Name:" or with CR/LF in its value, -d given
 // twice, an empty --admin_token_file or --address, --address with a command
-// other than conns, more than one ADDRESS for evict, and operands for pool,
-// conns, leaks or drain. "help", "--help" and "-h" yield command kHelp.
+// other than conns or watch, more than one ADDRESS for evict, and operands
+// for pool, conns, leaks, drain or watch. "help", "--help" and "-h" yield command kHelp.
 absl::StatusOr<EgressctlArgs> ParseEgressctlArgs(int argc, char** argv);
 
 // The request body for args: empty for kNone, the -d text for kInline, the

@@ -97,6 +97,14 @@ class Applier {
     applied_.push_back({flag, field});
   }
 
+  // Checked by ValidateConfig, like durations.
+  void String(const std::optional<std::string>& value, const char* flag,
+              const char* field, std::string* out) {
+    if (!value.has_value()) return;
+    *out = *value;
+    applied_.push_back({flag, field});
+  }
+
   // ValidateConfig's "field: problem", with the flag named when a flag set
   // that field.
   absl::Status Attribute(const absl::Status& status) const {
@@ -116,15 +124,6 @@ class Applier {
 
 // Why a field is refused by CheckImplemented; nullptr if it is not.
 const char* NotImplementedReason(absl::string_view path) {
-  if (absl::StartsWith(path, "proxy.")) {
-    return "egressd does not use proxies yet";
-  }
-  if (absl::StartsWith(path, "logging.")) {
-    return "egressd has no access log or log levels yet";
-  }
-  if (path == "limits.max_request_body_bytes") {
-    return "egressd does not enforce a request body limit of its own yet";
-  }
   if (path == "egress.allow_hosts" || path == "egress.allow_domain_suffixes") {
     // The file means "only these hosts"; EgressPolicyOptions' lists of the
     // same names exempt hosts from the address rules and restrict nothing,
@@ -132,6 +131,17 @@ const char* NotImplementedReason(absl::string_view path) {
     return "the egress policy cannot yet restrict fetches to listed hosts";
   }
   return nullptr;
+}
+
+HostPattern ToHostPattern(const HostMatch& match) {
+  switch (match.kind) {
+    case HostMatch::Kind::kHost: return HostPattern::ForHost(match.name);
+    case HostMatch::Kind::kSuffix: return HostPattern::ForSuffix(match.name);
+    case HostMatch::Kind::kCidr:
+      // The configuration checked it; IpRange reads the same text.
+      return HostPattern::ForCidr(IpRange::Parse(match.cidr.ToString()).value());
+  }
+  return HostPattern::Any();
 }
 
 DestinationOptions ToDestinationOptions(const TlsSettings& t) {
@@ -156,6 +166,38 @@ DestinationOptions ToDestinationOptions(const TlsSettings& t) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<const ProxySelector>> ProxySelectorFromConfig(
+    const ProxyConfig& config, std::map<std::string, std::string> environment) {
+  ProxySelectorOptions options;
+  for (const ProxyServer& p : config.proxies) {
+    Proxy proxy;
+    proxy.name = p.name;
+    proxy.scheme = p.scheme == ProxyScheme::kSocks5 ? Proxy::Scheme::kSocks5
+                                                    : Proxy::Scheme::kHttp;
+    proxy.host = p.host;
+    proxy.port = p.port;
+    proxy.username = p.username;
+    proxy.password = p.password.value;
+    options.proxies.push_back(std::move(proxy));
+  }
+  for (const ProxyRule& r : config.rules) {
+    options.rules.push_back({ToHostPattern(r.match), r.via});
+  }
+  for (const HostMatch& m : config.no_proxy) {
+    options.no_proxy.push_back(ToHostPattern(m));
+  }
+  options.default_via = config.default_via;
+  options.use_environment = config.use_env_proxy;
+  if (config.use_env_proxy) options.environment = std::move(environment);
+  absl::StatusOr<ProxySelector> selector =
+      ProxySelector::Create(std::move(options));
+  if (!selector.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("proxy: ", selector.status().message()));
+  }
+  return std::make_shared<const ProxySelector>(*std::move(selector));
+}
 
 absl::StatusOr<std::shared_ptr<TlsClient>> TlsClientFromConfig(
     const TlsConfig& tls) {
@@ -233,6 +275,12 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
            apply.Count(f.max_response_body_bytes, "max_response_body_bytes",
                        "limits.max_response_body_bytes",
                        &config.limits.max_response_body_bytes),
+           apply.Count(f.max_request_body_bytes, "max_request_body_bytes",
+                       "limits.max_request_body_bytes",
+                       &config.limits.max_request_body_bytes),
+           apply.Count(f.max_in_flight_per_caller, "max_in_flight_per_caller",
+                       "limits.max_in_flight_per_caller",
+                       &config.limits.max_in_flight_per_caller),
            apply.Cidrs(f.allow_cidr, "allow_cidr", "egress.allow_cidrs",
                        &config.egress.allow_cidrs),
            apply.Cidrs(f.deny_cidr, "deny_cidr", "egress.deny_cidrs",
@@ -257,6 +305,13 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
                  &t.shutdown_grace);
   apply.Bool(f.egress_report_only, "egress_report_only", "egress.report_only",
              &config.egress.report_only);
+  apply.Duration(f.first_byte_timeout, "first_byte_timeout",
+                 "timeouts.first_byte", &t.first_byte);
+  apply.Duration(f.idle_read_timeout, "idle_read_timeout", "timeouts.idle_read",
+                 &t.idle_read);
+  apply.String(f.caller_metadata_key, "caller_metadata_key",
+               "limits.caller_metadata_key",
+               &config.limits.caller_metadata_key);
   if (absl::Status s = apply.Attribute(ValidateConfig(config)); !s.ok()) {
     return s;
   }
@@ -330,6 +385,25 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   options.connector.http2.ping_before_reuse_after_idle =
       h2.ping_before_reuse_after_idle;
   options.max_response_body_bytes = config.limits.max_response_body_bytes;
+  const LimitsConfig& limits = config.limits;
+  options.request_limits.max_url_bytes =
+      static_cast<size_t>(limits.max_request_url_bytes);
+  options.request_limits.max_header_count =
+      static_cast<size_t>(limits.max_request_header_count);
+  options.request_limits.max_header_bytes =
+      static_cast<size_t>(limits.max_request_header_bytes);
+  options.request_limits.max_body_bytes = limits.max_request_body_bytes;
+  options.max_decompression_ratio =
+      static_cast<uint64_t>(limits.max_decompression_ratio);
+  options.max_decompressed_bytes = limits.max_decompressed_bytes;
+  options.max_in_flight_per_caller =
+      static_cast<size_t>(limits.max_in_flight_per_caller);
+  options.first_byte_timeout = config.timeouts.first_byte;
+  options.idle_read_timeout = config.timeouts.idle_read;
+  options.retry_budget.budget_percent =
+      static_cast<double>(config.retries.budget_percent);
+  options.retry_budget.min_retry_concurrency =
+      static_cast<uint32_t>(config.retries.min_retry_concurrency);
 
   EgressPolicyOptions policy;
   for (const Cidr& c : config.egress.allow_cidrs) {
@@ -368,6 +442,10 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   absl::StatusOr<std::shared_ptr<TlsClient>> tls = TlsClientFromConfig(config.tls);
   if (!tls.ok()) return tls.status();
   options.connector.tls = *std::move(tls);
+  absl::StatusOr<std::shared_ptr<const ProxySelector>> proxies =
+      ProxySelectorFromConfig(config.proxy, ProcessProxyEnvironment());
+  if (!proxies.ok()) return proxies.status();
+  options.connector.proxies = *std::move(proxies);
 
   if (!resolve.empty()) {
     std::vector<std::string> entries = absl::StrSplit(

@@ -21,6 +21,7 @@
 #define EGRESS_SERVER_EGRESSD_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -31,6 +32,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client_core/call/http_client.h"
+#include "client_core/proxy/proxy_rules.h"
 #include "client_core/tls/tls_client.h"
 #include "server/config/config.h"
 
@@ -60,6 +62,11 @@ struct FlagOverrides {
   std::optional<absl::Duration> default_call_timeout;  // timeouts.default_call
   std::optional<absl::Duration> shutdown_grace;  // timeouts.shutdown_grace
   std::optional<int64_t> max_response_body_bytes;  // limits.*
+  std::optional<int64_t> max_request_body_bytes;   // limits.*
+  std::optional<int64_t> max_in_flight_per_caller;  // limits.*
+  std::optional<std::string> caller_metadata_key;   // limits.*
+  std::optional<absl::Duration> first_byte_timeout;  // timeouts.first_byte
+  std::optional<absl::Duration> idle_read_timeout;   // timeouts.idle_read
   // egress.allow_cidrs / deny_cidrs: the whole list, replacing the file's.
   // Given but empty (`--allow_cidr=`) empties it.
   std::optional<std::vector<std::string>> allow_cidr;
@@ -76,8 +83,7 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
                                          const FlagOverrides& flags);
 
 // Refuses a configuration that sets a field this build of egressd cannot act
-// on yet, instead of silently running without it: anything under proxy.
-// and logging., limits.max_request_body_bytes, and
+// on yet, instead of silently running without it:
 // egress.allow_hosts / egress.allow_domain_suffixes (the file means "only
 // these hosts", which the egress policy cannot enforce yet). The
 // kInvalidArgument message names every such field.
@@ -89,13 +95,23 @@ absl::Status CheckImplemented(const EgressdConfig& config);
 std::vector<std::string> EgressdWarnings(const EgressdConfig& config);
 
 // The HttpClient's options for `config`: threads.event_loops, pool.*,
-// timeouts.connect, limits.max_response_body_bytes, and the egress policy
+// timeouts.connect, first_byte and idle_read, limits.* (but
+// caller_metadata_key, which the Fetcher reads), retries.*, and the egress
+// policy
 // (egress.*, with egressd's own listening IPs as self addresses), compiled.
 // `resolve` is --resolve's value ("host:IP[,IP...]" entries separated by ';'
 // or spaces; empty: DNS only). Errors are kInvalidArgument naming the field
 // or flag.
 absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
     const EgressdConfig& config, absl::string_view resolve);
+
+// The proxy selector for the proxy section: its proxies (credentials from
+// the file or its secret files), rules, no_proxy and default_via, and with
+// use_env_proxy the HTTP_PROXY / HTTPS_PROXY / NO_PROXY values in
+// `environment` (egressd passes ProcessProxyEnvironment()). Errors are
+// kInvalidArgument.
+absl::StatusOr<std::shared_ptr<const ProxySelector>> ProxySelectorFromConfig(
+    const ProxyConfig& config, std::map<std::string, std::string> environment);
 
 // The TLS client for the tls section: one DestinationRule per
 // tls.destinations entry (host, suffix or cidr), defaults from tls.default.

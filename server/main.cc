@@ -13,6 +13,10 @@
 //   EGRESSD_DRAINING grace=20s
 // then the Fetcher stops taking calls, in-flight ones get
 // timeouts.shutdown_grace to finish, the pool closes and egressd exits 0.
+//
+// Everything else egressd says goes to stderr as JSON log lines
+// (server/log/log.h), the access log included; only --check_config, a
+// command a person reads, writes plain "egressd: ..." lines.
 #include <signal.h>
 
 #include <cstdio>
@@ -32,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client_core/call/http_client.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -40,9 +45,12 @@
 #include "server/egressd_config.h"
 #include "server/fetch_service.h"
 #include "server/listen_address.h"
+#include "server/log/access_log.h"
+#include "server/log/log.h"
 #include "server/metrics/call_metrics.h"
 #include "server/metrics/metrics_server.h"
 #include "server/pool_admin_service.h"
+#include "server/pool_events_hub.h"
 
 ABSL_FLAG(std::string, config, "",
           "YAML configuration file (docs/configuration.md). Empty: the "
@@ -109,6 +117,25 @@ ABSL_FLAG(absl::Duration, default_call_timeout, absl::Seconds(60),
 ABSL_FLAG(int64_t, max_response_body_bytes, 4 * 1024 * 1024,
           "Largest response body a Fetch returns (RESOURCE_EXHAUSTED past "
           "it). (limits.max_response_body_bytes)");
+ABSL_FLAG(int64_t, max_request_body_bytes, 4 * 1024 * 1024,
+          "Largest request body a Fetch sends (RESOURCE_EXHAUSTED past it, "
+          "before anything is sent). (limits.max_request_body_bytes)");
+ABSL_FLAG(int64_t, max_in_flight_per_caller, 0,
+          "Calls one caller may have in flight; one more is "
+          "RESOURCE_EXHAUSTED (0 = no limit). Callers are told apart by "
+          "--caller_metadata_key, else by IP. "
+          "(limits.max_in_flight_per_caller)");
+ABSL_FLAG(std::string, caller_metadata_key, "",
+          "gRPC metadata key whose value names the caller for "
+          "--max_in_flight_per_caller, e.g. x-egress-caller (empty = the "
+          "caller's IP address). (limits.caller_metadata_key)");
+ABSL_FLAG(absl::Duration, first_byte_timeout, absl::ZeroDuration(),
+          "From sending a request until the response's headers have all "
+          "arrived; DEADLINE_EXCEEDED past it (0 = off). "
+          "(timeouts.first_byte)");
+ABSL_FLAG(absl::Duration, idle_read_timeout, absl::ZeroDuration(),
+          "Longest pause while reading a response body; DEADLINE_EXCEEDED "
+          "past it (0 = off). (timeouts.idle_read)");
 ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
           "Egress policy: destination CIDRs allowed even though a default "
           "rule denies them (e.g. 127.0.0.0/8 for local testing). Repeatable "
@@ -134,6 +161,12 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9902",
           "HOST:PORT for Prometheus /metrics and the pool's web page (/); "
           "\"off\" or \"\" turns both off. Port 0 picks a free port. "
           "(listeners.metrics_listen)");
+ABSL_FLAG(bool, access_log, true,
+          "One JSON line per Fetch and FetchStream on stderr "
+          "(--noaccess_log turns it off). (logging.access_log)");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least level of the log lines written to stderr: debug, info, "
+          "warning or error. (logging.level)");
 ABSL_FLAG(bool, metrics_per_address, false,
           "Also export per-address series (label `address`) in /metrics. "
           "Off by default: one set of series per origin can be many. No "
@@ -142,9 +175,89 @@ ABSL_FLAG(bool, metrics_per_address, false,
 namespace egress {
 namespace {
 
+// --check_config prints for a person; egressd running logs JSON lines.
+bool plain_messages = false;
+
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "egressd: %s\n", message.c_str());
+  if (plain_messages) {
+    std::fprintf(stderr, "egressd: %s\n", message.c_str());
+  } else {
+    log::Error("egressd cannot start", {{"error", message}});
+    log::Default().Flush();
+  }
   return 1;
+}
+
+log::Level ToLogLevel(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return log::Level::kDebug;
+    case LogLevel::kInfo: return log::Level::kInfo;
+    case LogLevel::kWarning: return log::Level::kWarning;
+    case LogLevel::kError: return log::Level::kError;
+  }
+  return log::Level::kInfo;
+}
+
+LogLevel ToConfigLevel(log::Level level) {
+  switch (level) {
+    case log::Level::kDebug: return LogLevel::kDebug;
+    case log::Level::kInfo: return LogLevel::kInfo;
+    case log::Level::kWarning: return LogLevel::kWarning;
+    case log::Level::kError: return LogLevel::kError;
+  }
+  return LogLevel::kInfo;
+}
+
+// At log level debug, every pool event becomes a log line, written on the
+// hub's thread. Returns the subscription (null at other levels); the hub
+// must outlive it.
+std::shared_ptr<PoolEventsHub::Subscription> LogPoolEvents(
+    PoolEventsHub& hub) {
+  if (!log::Default().Enabled(log::Level::kDebug)) return nullptr;
+  auto holder =
+      std::make_shared<std::shared_ptr<PoolEventsHub::Subscription>>();
+  const auto drain = [&hub, weak = std::weak_ptr(holder)] {
+    std::shared_ptr<std::shared_ptr<PoolEventsHub::Subscription>> held =
+        weak.lock();
+    if (held == nullptr || *held == nullptr) return;
+    PoolEventsHub::Delivery d;
+    while (hub.Next(**held, &d) == PoolEventsHub::NextResult::kEvent) {
+      const PoolEventRecord& e = *d.event;
+      std::vector<log::Field> fields = {{"event", PoolEventKindName(e.kind)},
+                                        {"connection_id", e.connection_id},
+                                        {"address", e.address}};
+      if (!e.reason.empty()) fields.emplace_back("reason", e.reason);
+      if (e.kind == PoolEventRecord::Kind::kAcquired) {
+        fields.emplace_back("reused", e.reused);
+      }
+      if (e.kind == PoolEventRecord::Kind::kReleased) {
+        fields.emplace_back("succeeded", e.succeeded);
+      }
+      if (e.leak.has_value()) {
+        fields.emplace_back("call_id", e.leak->call_id);
+        fields.emplace_back("url", e.leak->url);  // without its query
+      }
+      if (d.lost > 0) fields.emplace_back("lost", d.lost);
+      log::Default().LogFields(log::Level::kDebug, "pool event", fields);
+    }
+  };
+  *holder = hub.Subscribe("", drain);
+  drain();  // arms the wake
+  // The subscription's owner keeps the holder alive with it.
+  return std::shared_ptr<PoolEventsHub::Subscription>(holder, holder->get());
+}
+
+// gRPC's own messages (gpr_log) as log lines too, so stderr stays JSON.
+void GrpcLog(gpr_log_func_args* args) {
+  const log::Level level = args->severity == GPR_LOG_SEVERITY_ERROR
+                               ? log::Level::kError
+                               : args->severity == GPR_LOG_SEVERITY_INFO
+                                     ? log::Level::kInfo
+                                     : log::Level::kDebug;
+  log::Default().Log(level, args->message != nullptr ? args->message : "",
+                     {{"source", "grpc"},
+                      {"file", args->file != nullptr ? args->file : ""},
+                      {"line", args->line}});
 }
 
 // The flag's value if it was given on the command line.
@@ -182,6 +295,11 @@ FlagOverrides OverridesFromFlags(const std::set<std::string>& given) {
   f.default_call_timeout = IfGiven(FLAGS_default_call_timeout, given);
   f.shutdown_grace = IfGiven(FLAGS_shutdown_grace, given);
   f.max_response_body_bytes = IfGiven(FLAGS_max_response_body_bytes, given);
+  f.max_request_body_bytes = IfGiven(FLAGS_max_request_body_bytes, given);
+  f.max_in_flight_per_caller = IfGiven(FLAGS_max_in_flight_per_caller, given);
+  f.caller_metadata_key = IfGiven(FLAGS_caller_metadata_key, given);
+  f.first_byte_timeout = IfGiven(FLAGS_first_byte_timeout, given);
+  f.idle_read_timeout = IfGiven(FLAGS_idle_read_timeout, given);
   f.allow_cidr = IfGiven(FLAGS_allow_cidr, given);
   f.deny_cidr = IfGiven(FLAGS_deny_cidr, given);
   f.egress_report_only = IfGiven(FLAGS_egress_report_only, given);
@@ -215,6 +333,7 @@ int Run(int raw_argc, char** raw_argv) {
   std::vector<std::string> args = JoinRepeatedListFlags(
       std::vector<std::string>(raw_argv, raw_argv + raw_argc));
   const std::set<std::string> given = FlagNamesOnCommandLine(args);
+  plain_messages = given.count("check_config") > 0;
   std::vector<char*> arg_pointers;
   for (std::string& a : args) arg_pointers.push_back(a.data());
   std::vector<char*> positional = absl::ParseCommandLine(
@@ -257,6 +376,23 @@ int Run(int raw_argc, char** raw_argv) {
   absl::StatusOr<EgressdConfig> config =
       ApplyFlags(std::move(file_config), OverridesFromFlags(given));
   if (!config.ok()) return Fail(std::string(config.status().message()));
+  // --log_level and --access_log override logging.level and
+  // logging.access_log (so --check_config shows them too).
+  if (given.count("log_level") > 0) {
+    const std::string value = absl::GetFlag(FLAGS_log_level);
+    std::optional<log::Level> level = log::ParseLevel(value);
+    if (!level.has_value()) {
+      return Fail(absl::StrCat("--log_level (logging.level): '", value,
+                               "' is not one of debug, info, warning, "
+                               "error"));
+    }
+    config->logging.level = ToConfigLevel(*level);
+  }
+  if (given.count("access_log") > 0) {
+    config->logging.access_log = absl::GetFlag(FLAGS_access_log);
+  }
+  log::Default().set_level(ToLogLevel(config->logging.level));
+  log::SetAccessLogEnabled(config->logging.access_log);
   if (absl::Status s = CheckImplemented(*config); !s.ok()) {
     return Fail(config_path.empty()
                     ? std::string(s.message())
@@ -283,12 +419,18 @@ int Run(int raw_argc, char** raw_argv) {
     }
   }
   for (const std::string& warning : EgressdWarnings(*config)) {
-    std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
+    if (plain_messages) {
+      std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
+    } else {
+      log::Warning("configuration warning", {{"warning", warning}});
+    }
   }
   if (check_only) {
     std::fputs(RenderEffectiveConfig(*config).c_str(), stdout);
     return 0;
   }
+
+  gpr_set_log_function(GrpcLog);
 
   // Signals are taken by sigwait below; every thread created from here on
   // inherits the blocked mask.
@@ -299,11 +441,22 @@ int Run(int raw_argc, char** raw_argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  HttpClient client(*client_options);
+  // The pool's and the Connector's listener: WatchPoolEvents streams from
+  // it. Declared before the client, which must not outlive it.
+  PoolEventsHub events;
+  client_options->connector.listener = &events;
+  HttpClient client(*client_options, &events);
 
   FetchServiceOptions fetch_options;
   fetch_options.completion_queues = config->threads.completion_queues;
   fetch_options.default_call_timeout = config->timeouts.default_call;
+  fetch_options.caller_metadata_key = config->limits.caller_metadata_key;
+  // A request at the body limit, with a URL and headers at theirs, and
+  // room for the message's framing.
+  fetch_options.max_receive_message_bytes = static_cast<int64_t>(
+      config->limits.max_request_body_bytes +
+      config->limits.max_request_url_bytes +
+      config->limits.max_request_header_bytes + 64 * 1024);
   FetchService fetch_service(fetch_options, &client);
 
   const ListenAddress& listen = config->listeners.listen;
@@ -321,7 +474,9 @@ int Run(int raw_argc, char** raw_argv) {
                              "or not local"));
   }
 
-  PoolAdminService admin_service(&client);
+  PoolAdminService admin_service(&client, &events);
+  const std::shared_ptr<PoolEventsHub::Subscription> debug_events =
+      LogPoolEvents(events);
   // With a token, only the checking wrapper is registered.
   std::unique_ptr<TokenCheckedPoolAdmin> checked_admin;
   if (!config->listeners.admin_token.empty()) {
@@ -380,11 +535,20 @@ int Run(int raw_argc, char** raw_argv) {
                   : "off",
               bound_admin.ToString().c_str());
   std::fflush(stdout);
+  log::Info("egressd started",
+            {{"listen", bound_listen.ToString()},
+             {"admin_listen", bound_admin.ToString()},
+             {"metrics_listen", metrics_server != nullptr
+                                    ? metrics_server->bound().ToString()
+                                    : std::string("off")},
+             {"log_level", LogLevelName(config->logging.level)},
+             {"access_log", config->logging.access_log}});
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  std::fprintf(stderr, "egressd: %s received, shutting down\n",
-               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  log::Info("shutting down",
+            {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"},
+             {"grace_ms", config->timeouts.shutdown_grace}});
 
   // Every service name, "" and egress.v1.Fetcher alike.
   health->SetServingStatus(false);
@@ -404,10 +568,14 @@ int Run(int raw_argc, char** raw_argv) {
   fetch_server->Shutdown(absl::ToChronoTime(give_up));
   client.Shutdown(absl::ZeroDuration());
   fetch_service.Shutdown();
+  // WatchPoolEvents streams end (OK) once they have the pool's last events,
+  // so the admin server need not cancel them.
+  events.Close();
   admin_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   // Last, so the pool can be watched while it drains.
   if (metrics_server != nullptr) metrics_server->Stop();
-  std::fprintf(stderr, "egressd: stopped\n");
+  log::Info("egressd stopped");
+  log::Default().Flush();
   return 0;
 }
 

@@ -233,4 +233,75 @@ std::string FormatLeaks(const egress::v1::ListLeaksResponse& leaks) {
   return out;
 }
 
+std::string EventKindName(egress::v1::PoolEvent::Kind kind) {
+  switch (kind) {
+    case egress::v1::PoolEvent::OPENED: return "opened";
+    case egress::v1::PoolEvent::ACQUIRED: return "acquired";
+    case egress::v1::PoolEvent::RELEASED: return "released";
+    case egress::v1::PoolEvent::IDLE: return "idle";
+    case egress::v1::PoolEvent::CLOSED: return "closed";
+    case egress::v1::PoolEvent::CONNECT_FAILED: return "connect_failed";
+    case egress::v1::PoolEvent::LEAK_DETECTED: return "leak_detected";
+    default: return "unknown";
+  }
+}
+
+namespace {
+
+// The event line's columns, so that the header and the lines agree.
+std::string EventLine(absl::string_view time, absl::string_view event,
+                      absl::string_view conn, absl::string_view address,
+                      absl::string_view detail) {
+  std::string line = absl::StrFormat("%-24s  %-14s  %6s  %-28s  %s", time,
+                                     event, conn, address, detail);
+  line.erase(line.find_last_not_of(' ') + 1);
+  line.push_back('\n');
+  return line;
+}
+
+std::string EventDetail(const egress::v1::PoolEvent& event) {
+  switch (event.kind()) {
+    case egress::v1::PoolEvent::ACQUIRED:
+      return event.reused() ? "reused" : "new";
+    case egress::v1::PoolEvent::RELEASED:
+      return event.succeeded() ? "completed" : "failed";
+    case egress::v1::PoolEvent::CLOSED:
+    case egress::v1::PoolEvent::CONNECT_FAILED:
+      return event.reason().empty() ? "-" : event.reason();
+    case egress::v1::PoolEvent::LEAK_DETECTED: {
+      const egress::v1::LeakReport& leak = event.leak();
+      return absl::StrCat("call ", leak.call_id(), " ", leak.method(), " ",
+                          leak.url(), " after ",
+                          FormatAge(ToDuration(leak.age())), ", ",
+                          leak.bytes_moved(), " bytes, caller ",
+                          leak.caller().empty() ? "-" : leak.caller());
+    }
+    default:
+      return "-";
+  }
+}
+
+}  // namespace
+
+std::string FormatPoolEventHeader() {
+  return EventLine("TIME", "EVENT", "CONN", "ADDRESS", "DETAIL");
+}
+
+std::string FormatPoolEvent(const egress::v1::PoolEvent& event) {
+  std::string out;
+  if (event.lost() > 0) {
+    absl::StrAppend(&out, "... ", event.lost(),
+                    " event(s) lost: egressctl read too slowly\n");
+  }
+  const std::string time =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", ToTime(event.time()),
+                       absl::UTCTimeZone());
+  absl::StrAppend(
+      &out, EventLine(time, EventKindName(event.kind()),
+                      absl::StrCat(event.connection_id()),
+                      event.address().empty() ? "-" : event.address(),
+                      EventDetail(event)));
+  return out;
+}
+
 }  // namespace egress

@@ -1,5 +1,6 @@
 // Human-readable rendering of PoolAdmin responses for egressctl: "pool"
-// (GetPoolStats), "conns" (ListConnections) and "leaks" (ListLeaks). Pure
+// (GetPoolStats), "conns" (ListConnections), "leaks" (ListLeaks) and "watch"
+// (WatchPoolEvents). Pure
 // (no I/O, no gRPC calls, the current time passed in) so that the layouts are
 // unit-tested.
 //
@@ -45,6 +46,22 @@ std::string FormatConnections(
 // the table shows when the ring no longer holds them all. Just
 // "no leaks detected since start" when there are none.
 std::string FormatLeaks(const egress::v1::ListLeaksResponse& leaks);
+
+// The event stream of "watch", one line per event in fixed-width columns
+// (a stream cannot be measured first): TIME (UTC, milliseconds, 24 wide),
+// EVENT (14), CONN (the connection id, right-aligned, 6 at least), ADDRESS
+// (28 at least), DETAIL. The header line, and each event's line; an event
+// that says the watcher lost events before it is preceded by the line
+// "... N event(s) lost: egressctl read too slowly". DETAIL: "new" or
+// "reused" (acquired), "completed" or "failed" (released), the reason
+// (closed, connect_failed), "call ID METHOD URL after AGE, BYTES bytes,
+// caller PEER" (leak_detected); "-" when there is nothing to say.
+std::string FormatPoolEventHeader();
+std::string FormatPoolEvent(const egress::v1::PoolEvent& event);
+
+// "opened", "acquired", "released", "idle", "closed", "connect_failed",
+// "leak_detected" ("unknown" otherwise).
+std::string EventKindName(egress::v1::PoolEvent::Kind kind);
 
 // A duration for a table cell, short and with two significant units at
 // most: "0.4s", "9.9s", "42s", "3m04s", "2h05m", "3d04h". Negative durations

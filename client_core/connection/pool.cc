@@ -10,6 +10,7 @@
 #include "asio/post.hpp"
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
+#include "client_core/call/leak_registry.h"
 
 namespace egress {
 namespace {
@@ -106,6 +107,18 @@ void ConnectionPool::EndRequest(const Address& address) {
 }
 
 Lease ConnectionPool::TryAcquireIdle(const Address& address) {
+  Lease lease = TakeIdle(address);
+  NotifyAcquired(lease);
+  return lease;
+}
+
+void ConnectionPool::NotifyAcquired(const Lease& lease) const {
+  if (listener_ == nullptr || lease.connection == nullptr) return;
+  listener_->OnConnectionAcquired(lease.connection->id(),
+                                  lease.connection->address(), lease.reused);
+}
+
+Lease ConnectionPool::TakeIdle(const Address& address) {
   const auto now = std::chrono::steady_clock::now();
   // Candidates are taken under the lock and probed outside it: the probe is
   // a syscall, and the lock is shared by every event loop.
@@ -266,6 +279,14 @@ asio::awaitable<absl::StatusOr<Lease>> ConnectionPool::Acquire(
 Lease ConnectionPool::TryAcquireCoalesced(
     const Address& address, const std::vector<std::string>& ips,
     absl::FunctionRef<bool(const Connection&)> eligible) {
+  Lease lease = TakeCoalesced(address, ips, eligible);
+  NotifyAcquired(lease);
+  return lease;
+}
+
+Lease ConnectionPool::TakeCoalesced(
+    const Address& address, const std::vector<std::string>& ips,
+    absl::FunctionRef<bool(const Connection&)> eligible) {
   MutexLock lock(&mu_);
   if (shutdown_ || coalescable_.empty()) return {};
   const auto now = std::chrono::steady_clock::now();
@@ -378,7 +399,10 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
       entries_.emplace(id, std::move(entry));
       if (added->multiplexed) {
         state.multiplexed.push_back(added);
+        // Never through a proxy: the remote IP is the proxy's, and the
+        // tunnel leads to one origin only.
         if (added->connection->tls_info() != nullptr &&
+            added->connection->address().proxy.empty() &&
             !added->connection->remote_ip().empty()) {
           added->coalescing = true;
           coalescable_[added->connection->remote_ip()].push_back(added);
@@ -397,6 +421,10 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
     }
   }
   if (opened && listener_ != nullptr) listener_->OnConnectionOpened(id, address);
+  if (use != nullptr && listener_ != nullptr) {
+    // The opener's allocation: on its own connection, or on the one kept.
+    listener_->OnConnectionAcquired(use->id(), use->address(), use->id() != id);
+  }
   if (!effects.empty()) Apply(std::move(effects));
   return use;
 }
@@ -448,7 +476,23 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
       ReleaseLast(entry, in_use, close_reason, now, &effects);
     }
   }
+  // Before Apply: released comes before idle, closed or a hand-over.
+  if (listener_ != nullptr) {
+    listener_->OnConnectionReleased(connection->id(), connection->address(),
+                                    succeeded);
+  }
   if (!effects.empty()) Apply(std::move(effects));
+}
+
+void ConnectionPool::ReportLeak(const LeakReport& report) {
+  if (listener_ == nullptr) return;
+  Address address;
+  {
+    MutexLock lock(&mu_);
+    auto it = entries_.find(report.connection_id);
+    if (it != entries_.end()) address = it->second->connection->address();
+  }
+  listener_->OnLeakDetected(report.connection_id, address, report);
 }
 
 void ConnectionPool::ReleaseLast(
@@ -772,6 +816,7 @@ size_t ConnectionPool::StateHash::operator()(const Address& a) const {
 
 bool ConnectionPool::AddressState::Matches(const Address& a) const {
   if (a.port != port) return false;
+  if (!a.proxy.empty() || !address.proxy.empty()) return a == address;
   if (!key_inline) return a == address;
   return a.scheme.size() == scheme_size &&
          a.scheme.size() + a.host.size() == key_size &&
@@ -788,7 +833,8 @@ ConnectionPool::AddressState& ConnectionPool::StateFor(const Address& address) {
   state->address = address;
   state->port = address.port;
   const size_t key_size = address.scheme.size() + address.host.size();
-  if (address.scheme.size() <= UINT8_MAX && key_size <= kInlineKeySize) {
+  if (address.proxy.empty() && address.scheme.size() <= UINT8_MAX &&
+      key_size <= kInlineKeySize) {
     state->key_inline = true;
     state->scheme_size = static_cast<uint8_t>(address.scheme.size());
     state->key_size = static_cast<uint32_t>(key_size);
@@ -1097,6 +1143,7 @@ void ConnectionPool::Apply(Effects effects) {
     });
   }
   for (Grant& g : effects.grants) {
+    if (listener_ != nullptr && g.result.ok()) NotifyAcquired(*g.result);
     std::shared_ptr<Waiter> waiter = std::move(g.waiter);
     asio::post(waiter->executor, [waiter, result = std::move(g.result)]() mutable {
       if (waiter->timer) waiter->timer->cancel();

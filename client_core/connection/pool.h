@@ -90,15 +90,37 @@
 
 namespace egress {
 
+struct LeakReport;  // client_core/call/leak_registry.h
+
 // Receives pool events. Called outside the pool's lock, on whatever thread
-// caused the event; implementations must be thread-safe and quick.
+// caused the event; implementations must be thread-safe and quick (they run
+// on the event loops). `Address` is the connection's (for a coalesced
+// stream, the connection's own address, not the call's).
+//
+// Order: a connection is opened, then acquired and released in pairs (on an
+// HTTP/2 connection several pairs overlap), idle when its last allocation was
+// released and it stays pooled, and closed once. Events of one connection
+// caused on two threads at the same moment (one call releasing it while
+// another takes it) may be reported in either order.
 class PoolListener {
  public:
   virtual ~PoolListener() = default;
   virtual void OnConnectionOpened(uint64_t /*id*/, const Address&) {}
+  // A call took an allocation on the connection: an idle one, a stream on
+  // a busy HTTP/2 one, a hand-over from a releasing call, or the connection
+  // it just opened. `reused`: as Lease::reused.
+  virtual void OnConnectionAcquired(uint64_t /*id*/, const Address&,
+                                    bool /*reused*/) {}
+  // A call ended its allocation; `succeeded`: its exchange completed.
+  virtual void OnConnectionReleased(uint64_t /*id*/, const Address&,
+                                    bool /*succeeded*/) {}
   virtual void OnConnectionIdle(uint64_t /*id*/, const Address&) {}
   virtual void OnConnectionClosed(uint64_t /*id*/, const Address&,
                                   CloseReason) {}
+  // A call held its allocation on the connection past the leak threshold
+  // (leak_registry.h); `report` has no query string or header value.
+  virtual void OnLeakDetected(uint64_t /*id*/, const Address&,
+                              const LeakReport& /*report*/) {}
 };
 
 // The limits a call can be rejected by; names as in PoolOptions.
@@ -263,7 +285,8 @@ class ConnectionPool : public ConnectionObserver {
   // connection's executor (the pool sets itself as its observer).
   std::shared_ptr<Connection> AddConnected(
       std::shared_ptr<Connection> connection) ABSL_LOCKS_EXCLUDED(mu_);
-  // Ends a connecting slot whose connect failed.
+  // Ends a connecting slot whose connect failed. (Why it failed is the
+  // Connector's to report: ConnectListener, connector.h.)
   void ConnectFailed(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends the caller's allocation. `succeeded` says an exchange completed (it
@@ -296,6 +319,11 @@ class ConnectionPool : public ConnectionObserver {
   // released. No-op for an unknown id or a connection already marked.
   void MarkNoNewExchanges(uint64_t connection_id, CloseReason reason)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Tells the listener that a call leaked its allocation on
+  // report.connection_id (the caller has recorded the report in its
+  // LeakRegistry). No-op without a listener.
+  void ReportLeak(const LeakReport& report) ABSL_LOCKS_EXCLUDED(mu_);
 
   // ConnectionObserver: HTTP/2 connections report SETTINGS and GOAWAY.
   void OnAllocationLimitChanged(uint64_t connection_id) override
@@ -465,6 +493,16 @@ class ConnectionPool : public ConnectionObserver {
       return closing.empty() && grants.empty() && !went_idle.has_value();
     }
   };
+
+  // TryAcquireIdle and TryAcquireCoalesced without the listener's acquired
+  // event, which their public forms report once the lock is dropped.
+  Lease TakeIdle(const Address& address) ABSL_LOCKS_EXCLUDED(mu_);
+  Lease TakeCoalesced(const Address& address,
+                      const std::vector<std::string>& ips,
+                      absl::FunctionRef<bool(const Connection&)> eligible)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Tells the listener (if any) that `lease`'s connection was acquired.
+  void NotifyAcquired(const Lease& lease) const;
 
   AddressState& StateFor(const Address& address)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

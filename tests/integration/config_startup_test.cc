@@ -131,6 +131,20 @@ egress:
   EXPECT_THAT(run.err, HasSubstr("warning: listeners.metrics_listen"));
 }
 
+TEST(ConfigStartupTest, LoggingComesFromTheFileAndTheFlagsBeatIt) {
+  const std::string config =
+      WriteConfig("logging:\n  level: debug\n  access_log: false\n");
+  RunResult run = RunEgressd({absl::StrCat("--check_config=", config)});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out,
+              AllOf(HasSubstr("level: debug"), HasSubstr("access_log: false")));
+  run = RunEgressd({absl::StrCat("--check_config=", config),
+                    "--log_level=warning", "--access_log"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out, AllOf(HasSubstr("level: warning"),
+                             HasSubstr("access_log: true")));
+}
+
 TEST(ConfigStartupTest, ABadOrUnsupportedConfigurationStopsStartUpByName) {
   struct Case {
     std::string yaml;
@@ -141,9 +155,10 @@ TEST(ConfigStartupTest, ABadOrUnsupportedConfigurationStopsStartUpByName) {
       {"pool:\n  keep_alive: abc\n", {}, "pool.keep_alive"},
       {"pools: {}\n", {}, "pools"},
       {"tls:\n  default:\n    protocol: h3\n", {}, "tls.default.protocol"},
-      {"proxy:\n  use_env_proxy: true\n", {}, "proxy.use_env_proxy"},
-      {"logging:\n  level: debug\n", {}, "logging.level"},
-      {"limits:\n  max_request_body_bytes: 1MiB\n", {},
+      {"proxy:\n  default_via: [nowhere]\n", {}, "proxy.default_via"},
+      {"logging:\n  level: verbose\n", {}, "logging.level"},
+      {"", {"--log_level=loud"}, "--log_level (logging.level)"},
+      {"limits:\n  max_request_body_bytes: 0\n", {},
        "limits.max_request_body_bytes"},
       {"egress:\n  allow_hosts: [api.example.com]\n", {}, "egress.allow_hosts"},
       {"", {"--admin_listen=0.0.0.0:0"}, "listeners.admin_token"},

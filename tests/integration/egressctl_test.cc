@@ -1,6 +1,7 @@
 // egressctl as a process against a live egressd with a real nginx behind it:
-// conns (table and --json), evict, drain, leaks and pool with exit codes and
-// output, the admin token, and the hint when nothing listens.
+// conns (table and --json), evict, drain, leaks, pool and watch with exit
+// codes and output, the admin token, and the hint when nothing listens.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -173,6 +175,114 @@ TEST_F(EgressctlTest, ConnsEvictDrainLeaks) {
                     HasSubstr("evict_request"), HasSubstr("drain")));
 }
 
+// Starts `egressctl ARGS...` and leaves it running (stdout read line by
+// line; stderr into `*err_path`).
+std::unique_ptr<Subprocess> StartEgressctl(const std::vector<std::string>& args,
+                                           std::string* err_path) {
+  *err_path = MakeTempDir("egressctl-watch") + "/stderr";
+  std::vector<std::string> argv = {RunfilePath("server/egressctl")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  absl::StatusOr<Subprocess> process = Subprocess::Start(argv, *err_path);
+  EXPECT_TRUE(process.ok()) << process.status();
+  if (!process.ok()) return nullptr;
+  return std::make_unique<Subprocess>(*std::move(process));
+}
+
+TEST_F(EgressctlTest, WatchPrintsOneAlignedLinePerEventUntilCtrlC) {
+  StartEgressd();
+  std::string err_path;
+  std::unique_ptr<Subprocess> watch = StartEgressctl(
+      {absl::StrCat("--admin=", egressd_->admin_listen()), "watch"},
+      &err_path);
+  ASSERT_NE(watch, nullptr);
+  // The header comes once the watch is in place.
+  absl::StatusOr<std::string> header =
+      watch->ReadLineMatching("TIME", absl::Seconds(20));
+  ASSERT_TRUE(header.ok()) << header.status() << ReadFileOrEmpty(err_path);
+  EXPECT_THAT(*header, AllOf(HasSubstr("EVENT"), HasSubstr("CONN"),
+                             HasSubstr("ADDRESS"), HasSubstr("DETAIL")));
+
+  const uint64_t id = FetchConnectionId(nginx_->Url("/hello.txt"));
+  const std::string conn = absl::StrCat(" ", id, "  ", FirstAddress());
+  const auto expect_line = [&](const std::string& event,
+                               const std::string& detail) {
+    absl::StatusOr<std::string> line =
+        watch->ReadLineMatching(absl::StrCat("  ", event, " "),
+                                absl::Seconds(10));
+    ASSERT_TRUE(line.ok()) << event << ": " << line.status();
+    EXPECT_THAT(*line, HasSubstr(conn)) << *line;
+    EXPECT_TRUE(absl::EndsWith(*line, detail)) << *line;
+    // Columns line up under the header.
+    EXPECT_EQ(line->find(FirstAddress()), header->find("ADDRESS")) << *line;
+  };
+  expect_line("opened", "-");
+  expect_line("acquired", "new");
+  expect_line("released", "completed");
+  expect_line("idle", "-");
+  RunResult evict = Ctl({"evict"});
+  ASSERT_EQ(evict.exit_code, 0) << evict.err;
+  expect_line("closed", "evict_request");
+
+  absl::StatusOr<int> exit = watch->Stop(SIGINT, absl::Seconds(10));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0)
+      << "Ctrl-C ends a watch cleanly: " << *exit;
+  EXPECT_EQ(ReadFileOrEmpty(err_path), "");
+}
+
+TEST_F(EgressctlTest, WatchJsonIsOneObjectPerLineForOneAddress) {
+  StartEgressd();
+  std::string err_path;
+  std::unique_ptr<Subprocess> watch = StartEgressctl(
+      {absl::StrCat("--admin=", egressd_->admin_listen()), "--json", "watch",
+       absl::StrCat("--address=", FirstAddress())},
+      &err_path);
+  ASSERT_NE(watch, nullptr);
+  // No header in JSON: Fetch until the watch reports (each Fetch makes
+  // events, and those before the watch was in place are simply not seen).
+  absl::StatusOr<std::string> first;
+  for (int i = 0; i < 50; ++i) {
+    FetchConnectionId(nginx_->Url("/hello.txt"));
+    first = watch->ReadLineMatching("\"kind\"", absl::Milliseconds(200));
+    if (first.ok()) break;
+  }
+  ASSERT_TRUE(first.ok()) << first.status() << ReadFileOrEmpty(err_path);
+  EXPECT_TRUE(absl::StartsWith(*first, "{") && absl::EndsWith(*first, "}"))
+      << *first;
+  EXPECT_THAT(*first,
+              HasSubstr(absl::StrCat("\"address\":\"", FirstAddress(), "\"")));
+
+  FetchConnectionId(SecondUrl());  // another address: filtered out
+  RunResult evict = Ctl({"evict"});
+  ASSERT_EQ(evict.exit_code, 0) << evict.err;
+  absl::StatusOr<std::string> closed =
+      watch->ReadLineMatching("evict_request", absl::Seconds(10));
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_THAT(*closed, AllOf(HasSubstr("\"kind\":\"CLOSED\""),
+                             HasSubstr("\"lost\":\"0\"")));
+  EXPECT_THAT(watch->output(),
+              Not(HasSubstr(absl::StrCat(":", second_port_, "\""))));
+
+  absl::StatusOr<int> exit = watch->Stop(SIGTERM, absl::Seconds(10));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit;
+}
+
+TEST_F(EgressctlTest, WatchEndsWhenEgressdStops) {
+  StartEgressd();
+  std::string err_path;
+  std::unique_ptr<Subprocess> watch = StartEgressctl(
+      {absl::StrCat("--admin=", egressd_->admin_listen()), "watch"},
+      &err_path);
+  ASSERT_NE(watch, nullptr);
+  ASSERT_TRUE(watch->ReadLineMatching("TIME", absl::Seconds(20)).ok());
+  ASSERT_TRUE(egressd_->process().Stop(SIGTERM, absl::Seconds(30)).ok());
+  absl::StatusOr<int> exit = watch->Wait(absl::Seconds(10));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit;
+  EXPECT_THAT(ReadFileOrEmpty(err_path), HasSubstr("shutting down"));
+}
+
 TEST_F(EgressctlTest, AdminToken) {
   const std::string dir = MakeTempDir("secrets");
   const std::string token_path = dir + "/admin-token";
@@ -187,6 +297,11 @@ TEST_F(EgressctlTest, AdminToken) {
   EXPECT_EQ(without.exit_code, 1);
   EXPECT_THAT(without.err, AllOf(HasSubstr("conns failed: UNAUTHENTICATED"),
                                  HasSubstr("--admin_token_file")));
+
+  RunResult watch_without = Ctl({"watch"});
+  EXPECT_EQ(watch_without.exit_code, 1);
+  EXPECT_THAT(watch_without.err, HasSubstr("watch failed: UNAUTHENTICATED"));
+  EXPECT_THAT(watch_without.out, IsEmpty());
 
   const std::string flag = absl::StrCat("--admin_token_file=", token_path);
   for (const char* command : {"pool", "conns", "leaks", "evict", "drain"}) {
@@ -212,7 +327,8 @@ TEST_F(EgressctlTest, AdminToken) {
 
 TEST(EgressctlNoServerTest, NothingListening) {
   const std::string admin = absl::StrCat("127.0.0.1:", PickFreePort());
-  for (const char* command : {"pool", "conns", "leaks", "evict", "drain"}) {
+  for (const char* command :
+       {"pool", "conns", "leaks", "evict", "drain", "watch"}) {
     RunResult run = RunEgressctl(
         {absl::StrCat("--admin=", admin), "--timeout=10", command});
     EXPECT_EQ(run.exit_code, 1) << command;

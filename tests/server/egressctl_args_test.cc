@@ -188,6 +188,7 @@ TEST(EgressctlArgsTest, ExtraOperands) {
   ExpectUsageError({"conns", "http://a:80"}, "conns takes no arguments");
   ExpectUsageError({"leaks", "x"}, "leaks takes no arguments");
   ExpectUsageError({"drain", "x"}, "drain takes no arguments");
+  ExpectUsageError({"watch", "http://a:80"}, "watch takes no arguments");
   ExpectUsageError({"evict", "http://a:80", "http://b:80"},
                    "unexpected argument 'http://b:80'");
 }
@@ -196,6 +197,7 @@ TEST(EgressctlArgsTest, AdminCommands) {
   const std::pair<const char*, EgressctlCommand> cases[] = {
       {"conns", EgressctlCommand::kConns}, {"leaks", EgressctlCommand::kLeaks},
       {"evict", EgressctlCommand::kEvict}, {"drain", EgressctlCommand::kDrain},
+      {"watch", EgressctlCommand::kWatch},
   };
   for (const auto& [name, command] : cases) {
     absl::StatusOr<EgressctlArgs> args = Parse({"--json", name});
@@ -219,9 +221,19 @@ TEST(EgressctlArgsTest, ConnsAddress) {
   ExpectUsageError({"conns", "--address="}, "--address: expected");
   ExpectUsageError({"conns", "--address"}, "--address needs a value");
   ExpectUsageError({"pool", "--address=http://a:80"},
-                   "--address is an option of conns, not of pool");
+                   "--address is an option of conns and watch, not of pool");
   ExpectUsageError({"evict", "--address=http://a:80"},
                    "evict takes the address as its argument");
+}
+
+TEST(EgressctlArgsTest, WatchAddress) {
+  absl::StatusOr<EgressctlArgs> args =
+      Parse({"watch", "--address=http://127.0.0.1:8080", "--json"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, EgressctlCommand::kWatch);
+  EXPECT_EQ(args->address, "http://127.0.0.1:8080");
+  EXPECT_TRUE(args->json);
+  ExpectUsageError({"watch", "--address="}, "--address: expected");
 }
 
 TEST(EgressctlArgsTest, EvictAddress) {

@@ -203,10 +203,6 @@ TEST(ApplyFlagsTest, AdminOffLoopbackNeedsAToken) {
 
 TEST(CheckImplementedTest, RefusesUnimplementedFieldsNamingEachOne) {
   const EgressdConfig config = Parse(R"(
-limits:
-  max_request_body_bytes: 1MiB
-proxy:
-  use_env_proxy: true
 logging:
   level: debug
 egress:
@@ -217,10 +213,12 @@ egress:
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   for (const char* field :
-       {"limits.max_request_body_bytes", "proxy.use_env_proxy", "logging.level", "egress.allow_hosts",
-        "egress.allow_domain_suffixes"}) {
+       {"egress.allow_hosts", "egress.allow_domain_suffixes"}) {
     EXPECT_THAT(std::string(status.message()), HasSubstr(field));
   }
+  // The logging section is acted on (server/log).
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::Not(HasSubstr("logging")));
 }
 
 TEST(TlsClientFromConfigTest, EachDestinationEntryBecomesARule) {
@@ -430,6 +428,64 @@ TEST(FlagNamesOnCommandLineTest, FindsEveryFormUpToTheTerminator) {
   EXPECT_THAT(FlagNamesOnCommandLine({"--listen=x"}), IsEmpty())
       << "argv[0] is the program";
   EXPECT_THAT(FlagNamesOnCommandLine({"egressd", "positional"}), IsEmpty());
+}
+
+}  // namespace
+}  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(ProxySelectorFromConfigTest, RulesNoProxyDefaultAndEnvironment) {
+  const EgressdConfig config = Parse(R"(
+proxy:
+  proxies:
+    - name: corp
+      url: http://proxy.corp.test:3128
+      username: egressd
+      password: pw
+    - name: socks
+      url: socks5://127.0.0.1:1080
+  rules:
+    - suffix: partner.test
+      via: [direct]
+    - cidr: 10.9.0.0/16
+      via: [socks, corp]
+  no_proxy: [internal.test]
+  default_via: [corp]
+)");
+  ASSERT_TRUE(CheckImplemented(config).ok()) << CheckImplemented(config);
+  absl::StatusOr<std::shared_ptr<const ProxySelector>> selector =
+      ProxySelectorFromConfig(config.proxy, {});
+  ASSERT_TRUE(selector.ok()) << selector.status();
+  const auto names = [&](const std::string& scheme, const std::string& host) {
+    std::vector<std::string> out;
+    for (const ProxyChoice& c : (*selector)->Select(scheme, host)) {
+      out.push_back(c.is_direct() ? "direct" : c.proxy->name);
+    }
+    return out;
+  };
+  EXPECT_EQ(names("https", "api.partner.test"),
+            std::vector<std::string>{"direct"});
+  EXPECT_EQ(names("https", "10.9.1.2"),
+            (std::vector<std::string>{"socks", "corp"}));
+  EXPECT_EQ(names("http", "a.internal.test"),
+            std::vector<std::string>{"direct"});
+  EXPECT_EQ(names("https", "example.org"), std::vector<std::string>{"corp"});
+  const auto& proxies = (*selector)->proxies();
+  ASSERT_EQ(proxies.size(), 2u);
+  EXPECT_EQ(proxies[0]->password, "pw");
+
+  // The environment is consulted only with use_env_proxy.
+  const EgressdConfig env_config = Parse("proxy:\n  use_env_proxy: true\n");
+  selector = ProxySelectorFromConfig(
+      env_config.proxy, {{"HTTPS_PROXY", "http://envproxy.test:8080"},
+                         {"NO_PROXY", "skip.test"}});
+  ASSERT_TRUE(selector.ok()) << selector.status();
+  EXPECT_EQ((*selector)->Select("https", "x.test").at(0).proxy->host,
+            "envproxy.test");
+  EXPECT_TRUE((*selector)->Select("https", "skip.test").at(0).is_direct());
+  EXPECT_TRUE((*selector)->Select("http", "x.test").at(0).is_direct());
 }
 
 }  // namespace

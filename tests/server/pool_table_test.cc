@@ -247,5 +247,65 @@ TEST(PoolTableTest, EmptyPool) {
             "config: not reported\n");
 }
 
+v1::PoolEvent Event(v1::PoolEvent::Kind kind, uint64_t id) {
+  v1::PoolEvent event;
+  event.set_kind(kind);
+  event.set_connection_id(id);
+  event.set_address("http://127.0.0.1:8080");
+  // 2024-05-01T12:00:00.250Z
+  event.mutable_time()->set_seconds(1714564800);
+  event.mutable_time()->set_nanos(250000000);
+  return event;
+}
+
+TEST(PoolTableTest, EventLinesAlignUnderTheirHeader) {
+  v1::PoolEvent acquired = Event(v1::PoolEvent::ACQUIRED, 12);
+  v1::PoolEvent released = Event(v1::PoolEvent::RELEASED, 12);
+  released.set_succeeded(true);
+  v1::PoolEvent closed = Event(v1::PoolEvent::CLOSED, 3456);
+  closed.set_reason("evict_request");
+  v1::PoolEvent idle = Event(v1::PoolEvent::IDLE, 12);
+  EXPECT_EQ(FormatPoolEventHeader(),
+            "TIME                      EVENT             CONN  ADDRESS"
+            "                       DETAIL\n");
+  EXPECT_EQ(FormatPoolEvent(acquired),
+            "2024-05-01T12:00:00.250Z  acquired            12  "
+            "http://127.0.0.1:8080         new\n");
+  EXPECT_EQ(FormatPoolEvent(released),
+            "2024-05-01T12:00:00.250Z  released            12  "
+            "http://127.0.0.1:8080         completed\n");
+  EXPECT_EQ(FormatPoolEvent(closed),
+            "2024-05-01T12:00:00.250Z  closed            3456  "
+            "http://127.0.0.1:8080         evict_request\n");
+  EXPECT_EQ(FormatPoolEvent(idle),
+            "2024-05-01T12:00:00.250Z  idle                12  "
+            "http://127.0.0.1:8080         -\n");
+  const size_t column = FormatPoolEventHeader().find("ADDRESS");
+  EXPECT_EQ(FormatPoolEvent(closed).find("http://"), column);
+}
+
+TEST(PoolTableTest, EventKindsLostEventsAndLeaks) {
+  v1::PoolEvent failed = Event(v1::PoolEvent::CONNECT_FAILED, 5);
+  failed.set_reason("refused");
+  failed.set_lost(3);
+  EXPECT_EQ(FormatPoolEvent(failed),
+            "... 3 event(s) lost: egressctl read too slowly\n"
+            "2024-05-01T12:00:00.250Z  connect_failed       5  "
+            "http://127.0.0.1:8080         refused\n");
+  v1::PoolEvent leak = Event(v1::PoolEvent::LEAK_DETECTED, 9);
+  leak.mutable_leak()->set_call_id(77);
+  leak.mutable_leak()->set_method("GET");
+  leak.mutable_leak()->set_url("http://127.0.0.1:8080/big");
+  leak.mutable_leak()->mutable_age()->set_seconds(31);
+  leak.mutable_leak()->set_bytes_moved(65536);
+  leak.mutable_leak()->set_caller("ipv4:127.0.0.1:4000");
+  EXPECT_THAT(FormatPoolEvent(leak),
+              HasSubstr("leak_detected        9  http://127.0.0.1:8080  "
+                        "       call 77 GET http://127.0.0.1:8080/big after "
+                        "31s, 65536 bytes, caller ipv4:127.0.0.1:4000\n"));
+  EXPECT_EQ(EventKindName(v1::PoolEvent::OPENED), "opened");
+  EXPECT_EQ(EventKindName(v1::PoolEvent::KIND_UNSPECIFIED), "unknown");
+}
+
 }  // namespace
 }  // namespace egress
