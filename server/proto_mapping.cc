@@ -216,6 +216,15 @@ void ToPoolStats(const PoolSnapshot& snapshot, const PoolOptions& options,
     out->set_streams_in_flight(a.allocations);
     out->set_bytes_in(a.bytes_in);
     out->set_bytes_out(a.bytes_out);
+    for (CloseReason reason : kAllCloseReasons) {
+      const uint64_t n = a.closed_by_reason[static_cast<size_t>(reason)];
+      if (n != 0) {
+        (*out->mutable_closed_by_reason())[std::string(
+            CloseReasonName(reason))] = n;
+      }
+    }
+    out->set_connect_failures(a.connect_failures);
+    out->set_leaks(a.leaks);
   }
   for (CloseReason reason : kAllCloseReasons) {
     (*proto->mutable_closed_by_reason())[std::string(CloseReasonName(reason))] =

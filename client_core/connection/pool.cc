@@ -364,6 +364,7 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
         // connection serves them all.
         ++existing->allocations;
         ++closed_by_reason_[ReasonIndex(CloseReason::kDuplicate)];
+        ++state.closed_by_reason[ReasonIndex(CloseReason::kDuplicate)];
         effects.closing.push_back({connection, CloseReason::kDuplicate});
         ++connections_opened_;
         use = existing->connection;
@@ -437,6 +438,7 @@ void ConnectionPool::ConnectFailed(const Address& address) {
     --state.connecting_count;
     --connecting_count_;
     ++connect_failures_;
+    ++state.connect_failures;
     GrantFreedSlots(&state, &effects);
     MaybeForget(&state);
   }
@@ -485,14 +487,18 @@ void ConnectionPool::Release(const std::shared_ptr<Connection>& connection,
 }
 
 void ConnectionPool::ReportLeak(const LeakReport& report) {
-  if (listener_ == nullptr) return;
   Address address;
   {
     MutexLock lock(&mu_);
     auto it = entries_.find(report.connection_id);
-    if (it != entries_.end()) address = it->second->connection->address();
+    if (it != entries_.end()) {
+      address = it->second->connection->address();
+      ++it->second->address_state->leaks;
+    }
   }
-  listener_->OnLeakDetected(report.connection_id, address, report);
+  if (listener_ != nullptr) {
+    listener_->OnLeakDetected(report.connection_id, address, report);
+  }
 }
 
 void ConnectionPool::ReleaseLast(
@@ -749,6 +755,9 @@ PoolSnapshot ConnectionPool::Snapshot() const {
     if (it == addresses_.end()) continue;
     counts.bytes_in = it->get()->closed_bytes_in;
     counts.bytes_out = it->get()->closed_bytes_out;
+    counts.closed_by_reason = it->get()->closed_by_reason;
+    counts.connect_failures = it->get()->connect_failures;
+    counts.leaks = it->get()->leaks;
     auto a = sums.find(it->get());
     if (a == sums.end()) continue;
     counts.allocations = a->second.allocations;
@@ -1022,6 +1031,7 @@ void ConnectionPool::Remove(Entry* entry, CloseReason reason,
   effects->closing.push_back({entry->connection, reason});
   AddressState* state = entry->address_state;
   --state->connection_count;
+  ++state->closed_by_reason[ReasonIndex(reason)];
   const uint64_t in = entry->connection->bytes_received();
   const uint64_t out = entry->connection->bytes_sent();
   state->closed_bytes_in += in;

@@ -175,6 +175,11 @@ struct PoolSnapshot {
     // forgotten when nothing is open, connecting or in flight for it).
     uint64_t bytes_in = 0;
     uint64_t bytes_out = 0;
+    // Since the address was last forgotten, as bytes_in: its connections
+    // closed by reason (indexed by CloseReason), failed connects, leaks.
+    std::array<uint64_t, kAllCloseReasons.size()> closed_by_reason{};
+    uint64_t connect_failures = 0;
+    uint64_t leaks = 0;
   };
   uint32_t connection_count = 0;
   uint32_t idle_count = 0;
@@ -419,6 +424,9 @@ class ConnectionPool : public ConnectionObserver {
     // Bytes of its connections closed so far (see AddressCounts).
     uint64_t closed_bytes_in = 0;
     uint64_t closed_bytes_out = 0;
+    std::array<uint64_t, kAllCloseReasons.size()> closed_by_reason{};
+    uint64_t connect_failures = 0;
+    uint64_t leaks = 0;
     // The key: port, then scheme and host bytes back to back (when they fit
     // in `key`; otherwise `address` is compared).
     uint16_t port = 0;

@@ -284,3 +284,31 @@ TEST(PoolLimitsTest, EvictIdleForOneAddressLeavesOthers) {
 
 }  // namespace
 }  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(PoolLimitsTest, PerAddressCountsSayWhatClosedItsConnections) {
+  GatedOrigin gated;
+  HttpClientOptions options = Options();
+  options.pool.max_idle_per_address = 1;
+  HttpClient client(options);
+  Calls calls;
+  for (int i = 0; i < 2; ++i) calls.Start(client, gated.origin.Url("/slow"));
+  gated.origin.AwaitRequests(2);
+  gated.gate.Notify();
+  calls.Await(2);
+  // The second connection to go idle was one too many for the address.
+  const PoolSnapshot after = client.pool().Snapshot();
+  ASSERT_EQ(after.addresses.size(), 1u);
+  const PoolSnapshot::AddressCounts& a = after.addresses[0];
+  EXPECT_EQ(a.connection_count, 1u);
+  EXPECT_EQ(a.closed_by_reason[static_cast<size_t>(CloseReason::kMaxIdle)],
+            1u);
+  EXPECT_EQ(a.connect_failures, 0u);
+  EXPECT_EQ(a.leaks, 0u);
+  EXPECT_GT(a.bytes_in, 0u);
+}
+
+}  // namespace
+}  // namespace egress
