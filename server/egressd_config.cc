@@ -123,13 +123,10 @@ class Applier {
 };
 
 // Why a field is refused by CheckImplemented; nullptr if it is not.
+// None today; kept so a field this build parses but cannot enforce is
+// refused rather than silently ignored.
 const char* NotImplementedReason(absl::string_view path) {
-  if (path == "egress.allow_hosts" || path == "egress.allow_domain_suffixes") {
-    // The file means "only these hosts"; EgressPolicyOptions' lists of the
-    // same names exempt hosts from the address rules and restrict nothing,
-    // so mapping one onto the other would widen egress, not narrow it.
-    return "the egress policy cannot yet restrict fetches to listed hosts";
-  }
+  (void)path;
   return nullptr;
 }
 
@@ -412,8 +409,11 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   for (const Cidr& c : config.egress.deny_cidrs) {
     policy.deny_cidrs.push_back(c.ToString());
   }
-  // egress.allow_hosts and allow_domain_suffixes are refused by
-  // CheckImplemented: they do not mean what the policy's lists mean.
+  // "Only these hosts": the policy's host allow-list (checked before DNS),
+  // not its exempt_* lists, which widen egress. The configuration has
+  // already lower-cased the hosts and dropped the suffixes' leading dots.
+  policy.host_allowlist = config.egress.allow_hosts;
+  policy.domain_suffix_allowlist = config.egress.allow_domain_suffixes;
   policy.allowed_ports = config.egress.allowed_ports;
   policy.report_only = config.egress.report_only;
   // egressd's own listening addresses are never egress destinations. A host
@@ -432,9 +432,17 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
       EgressPolicy::Create(std::move(policy));
   if (!compiled.ok()) {
     // The policy names its list ("allow_cidrs[1]: ..."), which is the
-    // egress section's field of the same name.
-    return absl::InvalidArgumentError(
-        absl::StrCat("egress.", compiled.status().message()));
+    // egress section's field of the same name, except for the host
+    // allow-list, whose fields the file calls allow_hosts and
+    // allow_domain_suffixes.
+    absl::string_view message = compiled.status().message();
+    std::string field = "egress.";
+    if (absl::ConsumePrefix(&message, "host_allowlist")) {
+      field = "egress.allow_hosts";
+    } else if (absl::ConsumePrefix(&message, "domain_suffix_allowlist")) {
+      field = "egress.allow_domain_suffixes";
+    }
+    return absl::InvalidArgumentError(absl::StrCat(field, message));
   }
   options.connector.policy =
       std::shared_ptr<const EgressPolicy>(std::move(*compiled));

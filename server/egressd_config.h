@@ -83,9 +83,7 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
                                          const FlagOverrides& flags);
 
 // Refuses a configuration that sets a field this build of egressd cannot act
-// on yet, instead of silently running without it:
-// egress.allow_hosts / egress.allow_domain_suffixes (the file means "only
-// these hosts", which the egress policy cannot enforce yet). The
+// on yet, instead of silently running without it (no such field today). The
 // kInvalidArgument message names every such field.
 absl::Status CheckImplemented(const EgressdConfig& config);
 

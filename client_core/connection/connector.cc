@@ -129,6 +129,15 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
       options_.listener->OnConnectFailed(connection_id, address, failure);
     }
   };
+  // The host allow-list judges the name before any DNS lookup, direct or
+  // through a proxy: a host it refuses is never resolved or dialled.
+  if (options_.policy != nullptr && !address.host.empty()) {
+    PolicyDecision decision = options_.policy->CheckHost(address.host);
+    if (!decision.allowed) {
+      failed(ConnectFailure::kEgressPolicy);
+      co_return decision.ToStatus(address.host);
+    }
+  }
   const DestinationOptions& destination = tls_->rules().For(address.host);
   // Through a proxy: TCP goes to the proxy, which reaches the origin.
   std::shared_ptr<const Proxy> proxy;

@@ -143,9 +143,10 @@ class Connector {
   // Opens a connection with id `connection_id` to `address` (steps above).
   // `address` must stay valid until the returned awaitable completes.
   // Errors:
-  //   - kPermissionDenied: the egress policy denied every resolved address
-  //     (the first denial, naming its rule), or the destination does not
-  //     allow cleartext and the scheme is http;
+  //   - kPermissionDenied: the egress policy's host allow-list refused the
+  //     host (before DNS), or the policy denied every resolved address (the
+  //     first denial, naming its rule), or the destination does not allow
+  //     cleartext and the scheme is http;
   //   - kUnavailable: the resolver's error ("DNS lookup of 'x' failed: ...",
   //     "... found no address", "no static address for host 'x'"), or every
   //     route failed: "connect to http://h:80 failed: 1.2.3.4:80: Connection

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "asio/ip/address.hpp"
 #include "asio/ip/address_v4.hpp"
 #include "asio/ip/address_v6.hpp"
@@ -48,9 +49,9 @@ bool IsHostChar(char c) {
          c == '_' || c == '.' || c == ':';
 }
 
-// Validates one allow_hosts/deny_hosts entry (`suffix` false) or one domain
+// Validates one exempt_hosts/deny_hosts entry (`suffix` false) or one domain
 // suffix entry (`suffix` true) and returns its normalised form. `field` is
-// e.g. "allow_hosts[2]" for the message.
+// e.g. "exempt_hosts[2]" for the message.
 absl::StatusOr<std::string> CompileHostEntry(absl::string_view entry,
                                              bool suffix,
                                              const std::string& field) {
@@ -92,6 +93,59 @@ absl::StatusOr<std::string> CompileHostEntry(absl::string_view entry,
         "lists"));
   }
   return NormaliseHost(entry);
+}
+
+// The form the host allow-list compares in: normalised, and an IP literal
+// (IPv6 with or without brackets) in its canonical text, so "[::1]" and
+// "0::1" are one entry. Sets `*is_ip` when `host` is an IP literal.
+std::string AllowlistForm(absl::string_view host, bool* is_ip) {
+  std::string normalised = NormaliseHost(host);
+  absl::string_view bare = normalised;
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
+    bare = bare.substr(1, bare.size() - 2);
+  }
+  asio::error_code ec;
+  const asio::ip::address ip = asio::ip::make_address(std::string(bare), ec);
+  *is_ip = !ec;
+  if (ec) return normalised;
+  return ip.to_string();
+}
+
+// Validates one host_allowlist entry (`suffix` false) or one
+// domain_suffix_allowlist entry (`suffix` true, an optional leading dot
+// dropped) and returns the form AllowlistForm() compares in.
+absl::StatusOr<std::string> CompileAllowlistEntry(absl::string_view entry,
+                                                  bool suffix,
+                                                  const std::string& field) {
+  bool is_ip = false;
+  if (suffix) {
+    absl::string_view rest = entry;
+    absl::ConsumePrefix(&rest, ".");
+    if (rest.empty() || rest == "." || rest.front() == '.') {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": domain suffix ",
+                                                     Quote(entry, kMaxHostEcho),
+                                                     " names no domain"));
+    }
+    // The host rules (characters, wildcards) hold for the rest.
+    absl::StatusOr<std::string> host =
+        CompileHostEntry(rest, /*suffix=*/false, field);
+    if (!host.ok()) return host.status();
+    std::string form = AllowlistForm(*host, &is_ip);
+    if (is_ip) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": domain suffix ", Quote(entry, kMaxHostEcho),
+          " is an IP address; list it in the host allow-list instead"));
+    }
+    return form;
+  }
+  absl::string_view bare = entry;
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
+    bare = bare.substr(1, bare.size() - 2);
+  }
+  absl::StatusOr<std::string> host =
+      CompileHostEntry(bare, /*suffix=*/false, field);
+  if (!host.ok()) return host.status();
+  return AllowlistForm(*host, &is_ip);
 }
 
 // The address as 16 bytes, IPv4 as IPv4-mapped, scope id dropped.
@@ -255,6 +309,24 @@ absl::Status EgressPolicy::Compile() {
           "allowed_ports: 0 is not a valid port (1..65535)");
     }
   }
+  // Step 0 first, so RuleCounters() lists rules in evaluation order.
+  for (size_t i = 0; i < options_.host_allowlist.size(); ++i) {
+    absl::StatusOr<std::string> entry =
+        CompileAllowlistEntry(options_.host_allowlist[i], /*suffix=*/false,
+                              absl::StrCat("host_allowlist[", i, "]"));
+    if (!entry.ok()) return entry.status();
+    allowlist_hosts_.insert(*std::move(entry));
+  }
+  for (size_t i = 0; i < options_.domain_suffix_allowlist.size(); ++i) {
+    absl::StatusOr<std::string> entry = CompileAllowlistEntry(
+        options_.domain_suffix_allowlist[i], /*suffix=*/true,
+        absl::StrCat("domain_suffix_allowlist[", i, "]"));
+    if (!entry.ok()) return entry.status();
+    allowlist_suffixes_.insert(*std::move(entry));
+  }
+  if (!allowlist_hosts_.empty() || !allowlist_suffixes_.empty()) {
+    host_not_allowed_counter_ = CounterFor("deny:host_not_allowed");
+  }
   allowed_ports_ = options_.allowed_ports;
   std::sort(allowed_ports_.begin(), allowed_ports_.end());
   port_counter_ = CounterFor("deny:port");
@@ -316,14 +388,14 @@ absl::Status EgressPolicy::Compile() {
     self_addresses_.insert(AddressKey(self));
   }
   if (absl::Status s =
-          compile_hosts(options_.allow_hosts, "allow_hosts",
-                        /*suffix=*/false, "allow:host ", allow_hosts_);
+          compile_hosts(options_.exempt_hosts, "exempt_hosts",
+                        /*suffix=*/false, "allow:exempt_host ", exempt_hosts_);
       !s.ok()) {
     return s;
   }
   if (absl::Status s = compile_hosts(
-          options_.allow_domain_suffixes, "allow_domain_suffixes",
-          /*suffix=*/true, "allow:domain_suffix ", allow_suffixes_);
+          options_.exempt_domain_suffixes, "exempt_domain_suffixes",
+          /*suffix=*/true, "allow:exempt_domain_suffix ", exempt_suffixes_);
       !s.ok()) {
     return s;
   }
@@ -354,6 +426,29 @@ PolicyDecision EgressPolicy::Decide(size_t counter, bool deny,
     decision.report_only_would_deny = true;
   }
   return decision;
+}
+
+PolicyDecision EgressPolicy::CheckHost(absl::string_view host) const {
+  PolicyDecision pass;
+  pass.allowed = true;
+  if (allowlist_hosts_.empty() && allowlist_suffixes_.empty()) return pass;
+  bool is_ip = false;
+  const std::string form = AllowlistForm(host, &is_ip);
+  if (allowlist_hosts_.contains(form)) return pass;
+  if (!is_ip && !allowlist_suffixes_.empty()) {
+    // The host itself, then each parent domain: "b.a.example.com",
+    // "a.example.com", "example.com", "com". A suffix matches whole labels
+    // only, so "example.com" never covers "badexample.com".
+    for (absl::string_view rest = form; !rest.empty();) {
+      if (allowlist_suffixes_.contains(rest)) return pass;
+      const size_t dot = rest.find('.');
+      if (dot == absl::string_view::npos) break;
+      rest.remove_prefix(dot + 1);
+    }
+  }
+  return Decide(host_not_allowed_counter_, /*deny=*/true,
+                "host is not in egress.allow_hosts / "
+                "egress.allow_domain_suffixes");
 }
 
 PolicyDecision EgressPolicy::Check(absl::string_view host,
@@ -408,17 +503,17 @@ PolicyDecision EgressPolicy::Check(absl::string_view host,
     }
   }
 
-  // 6. host allow
+  // 6. host exempt
   const AddressClass address_class = ClassifyAddress(resolved_ip);
-  const bool host_allow_may_open =
+  const bool exemption_may_open =
       address_class.category != AddressCategory::kCloudMetadata &&
       address_class.category != AddressCategory::kUnspecified;
-  if (host_allow_may_open) {
-    if (auto it = allow_hosts_.find(normalised_host);
-        it != allow_hosts_.end()) {
+  if (exemption_may_open) {
+    if (auto it = exempt_hosts_.find(normalised_host);
+        it != exempt_hosts_.end()) {
       return Decide(it->second, /*deny=*/false, "");
     }
-    if (const auto* entry = FindSuffix(allow_suffixes_, normalised_host)) {
+    if (const auto* entry = FindSuffix(exempt_suffixes_, normalised_host)) {
       return Decide(entry->second, /*deny=*/false, "");
     }
   }

@@ -1,20 +1,25 @@
 // EgressPolicy: decides whether egressd may open a connection to a resolved
 // address, the SSRF guard in front of every dial.
 //
-// The policy is checked on the *resolved* IP, and the caller must then dial
-// exactly that IP (never resolve again), so DNS rebinding cannot slip a
-// different address past it; the caller checks again on every redirect hop
-// and for every proxy target it resolves. The policy itself does no I/O: no
-// DNS, no logging. Callers log a decision with report_only_would_deny set.
+// The policy is checked in two places:
+//   - CheckHost(host), once per connection *before* DNS: the host allow-list
+//     (host_allowlist / domain_suffix_allowlist). A host it does not admit
+//     is denied without a lookup, so a denied name never reaches a resolver.
+//   - Check(host, ip, port) on every *resolved* IP; the caller must then
+//     dial exactly that IP (never resolve again), so DNS rebinding cannot
+//     slip a different address past it.
+// The caller runs both on every redirect hop and for every proxy target it
+// resolves. The policy itself does no I/O: no DNS, no logging. Callers log a
+// decision with report_only_would_deny set.
 //
 // Vocabulary:
 //   - A *rule* is one reason to allow or deny, named "<verdict>:<name>" with
 //     an optional " <entry>" naming the configured entry that matched:
 //     "deny:private", "deny:port", "deny:cidr_denylist 10.1.0.0/16",
-//     "allow:cidr 127.0.0.0/8", "allow:domain_suffix .example.com",
-//     "allow:public". Rule strings are stable (metrics and alerts key on
-//     them) and bounded by the configuration, so they make good counter
-//     labels.
+//     "deny:host_not_allowed", "allow:cidr 127.0.0.0/8",
+//     "allow:exempt_domain_suffix .example.com", "allow:public". Rule strings
+//     are stable (metrics and alerts key on them) and bounded by the
+//     configuration, so they make good counter labels.
 //   - A rule's *name* is the part between ':' and the first space ("private",
 //     "cidr_denylist"). Only the name reaches the caller of Fetch; the entry
 //     and the resolved address stay in egressd's own logs and metrics, since
@@ -25,7 +30,22 @@
 //     that embed an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo)
 //     are judged by the IPv4 address.
 //
-// Order of evaluation; the first step that decides wins:
+// Two kinds of host list, not to be confused:
+//   - The host *allow-list* (host_allowlist, domain_suffix_allowlist; the
+//     configuration's egress.allow_hosts / egress.allow_domain_suffixes)
+//     NARROWS egress: when either is non-empty, a host matching neither is
+//     denied by CheckHost ("deny:host_not_allowed"). A host it admits is
+//     still judged on its resolved addresses by Check, like any other.
+//   - The host *exemptions* (exempt_hosts, exempt_domain_suffixes, step 6
+//     below) WIDEN egress: a listed host is exempt from the address-category
+//     denials. They restrict nothing.
+//
+// CheckHost, before DNS:
+//   0. allow-list    host_allowlist or domain_suffix_allowlist is non-empty
+//                    and the host matches neither: "deny:host_not_allowed".
+//                    A host it admits is not counted here: the address
+//                    check that follows decides, and is counted.
+// Check, per resolved address; the first step that decides wins:
 //   1. port          allowed_ports is non-empty and lacks the port:
 //                    "deny:port". Destinations and ports are separate axes:
 //                    no allow list opens a port the port list closes.
@@ -46,28 +66,33 @@
 //   5. self          the address, or any IPv4 address it embeds, is one of
 //                    self_addresses: "deny:self_address". Only an allow CIDR
 //                    (step 4) opens it.
-//   6. host allow    the host is in allow_hosts ("allow:host <host>") or
-//                    under an allow_domain_suffixes entry
-//                    ("allow:domain_suffix <suffix>") — unless the address is
-//                    cloud_metadata or unspecified. A host allow trusts DNS,
-//                    which an attacker may control (a rebinding record, a
-//                    compromised zone); the metadata endpoint hands out
-//                    credentials and 0.0.0.0 reaches the local host, so only
-//                    an allow CIDR opens those.
+//   6. host exempt   the host is in exempt_hosts ("allow:exempt_host <host>")
+//                    or under an exempt_domain_suffixes entry
+//                    ("allow:exempt_domain_suffix <suffix>") — unless the
+//                    address is cloud_metadata or unspecified. An exemption
+//                    trusts DNS, which an attacker may control (a rebinding
+//                    record, a compromised zone); the metadata endpoint hands
+//                    out credentials and 0.0.0.0 reaches the local host, so
+//                    only an allow CIDR opens those.
 //   7. category      the address is in a default-denied category:
 //                    "deny:<category>", e.g. "deny:link_local".
 //   8. otherwise     "allow:public".
-// With report_only, a decision of steps 1..7 that denies is returned as
+// With report_only, a decision of steps 0..7 that denies is returned as
 // allowed with report_only_would_deny set (and counted as such).
 //
 // Host matching: case-insensitive, ignoring one trailing dot
-// ("Example.COM." is "example.com"). allow_hosts/deny_hosts match the host
-// exactly. A domain suffix is written with a leading dot and matches proper
-// subdomains only: ".example.com" matches "a.example.com" and
-// "b.a.example.com" but NOT "example.com" itself (list the apex in
-// allow_hosts), so an entry never means more than it reads. The host is the
-// name the caller asked for (the URL's host, or an IP literal as written);
-// a host allow for an IP literal is a textual match.
+// ("Example.COM." is "example.com"). exempt_hosts/deny_hosts/host_allowlist
+// match the host exactly. A deny or exempt domain suffix is written with a
+// leading dot and matches proper subdomains only: ".example.com" matches
+// "a.example.com" and "b.a.example.com" but NOT "example.com" itself (list
+// the apex in exempt_hosts), so an entry never means more than it reads. A
+// domain_suffix_allowlist entry follows the configuration's meaning instead:
+// "example.com" (a leading dot is optional and ignored) admits example.com
+// and every subdomain, but not "badexample.com". The host is the name the
+// caller asked for (the URL's host, or an IP literal as written); an exempt
+// host for an IP literal is a textual match, while host_allowlist compares IP
+// literals in canonical form ("[::1]", "0:0::1" and "::1" are one entry) and
+// no domain suffix ever covers an IP literal.
 //
 // Thread-safety: immutable after Create(); Check() and RuleCounters() may be
 // called from any thread concurrently. Counters are relaxed atomics: a
@@ -102,13 +127,24 @@ struct EgressPolicyOptions {
   // CIDRs never reachable, whatever the allow lists say.
   std::vector<std::string> deny_cidrs;
 
-  // Host names reachable whatever their addresses' category (except
-  // cloud_metadata and unspecified, see step 6), compared exactly. No
-  // wildcards: use allow_domain_suffixes.
-  std::vector<std::string> allow_hosts;
+  // The host allow-list (narrows egress; egress.allow_hosts and
+  // egress.allow_domain_suffixes in egressd's configuration). When either
+  // list is non-empty, CheckHost denies every host that is not in
+  // host_allowlist (exact names or IP literals) and not covered by
+  // domain_suffix_allowlist ("example.com" covers example.com and its
+  // subdomains). Admitted hosts are still judged on their addresses.
+  std::vector<std::string> host_allowlist;
+  std::vector<std::string> domain_suffix_allowlist;
+
+  // Host exemptions (widen egress; NOT an allow-list): host names reachable
+  // whatever their addresses' category (except cloud_metadata and
+  // unspecified, see step 6), compared exactly. No wildcards: use
+  // exempt_domain_suffixes. They restrict nothing: other hosts stay
+  // reachable.
+  std::vector<std::string> exempt_hosts;
   // Domain suffixes, each with a leading dot (".svc.cluster.local"), whose
-  // proper subdomains are allowed like allow_hosts.
-  std::vector<std::string> allow_domain_suffixes;
+  // proper subdomains are exempt like exempt_hosts.
+  std::vector<std::string> exempt_domain_suffixes;
   // Host names and domain suffixes never reachable (same syntax).
   std::vector<std::string> deny_hosts;
   std::vector<std::string> deny_domain_suffixes;
@@ -175,8 +211,17 @@ class EgressPolicy {
   EgressPolicy(const EgressPolicy&) = delete;
   EgressPolicy& operator=(const EgressPolicy&) = delete;
 
+  // Decides, before any DNS lookup, whether `host` passes the host
+  // allow-list (step 0). Allowed, with an empty rule and uncounted, when no
+  // allow-list is configured or the host is on it; otherwise
+  // "deny:host_not_allowed", counted (with report_only: allowed and marked
+  // report_only_would_deny). A host it allows must still pass Check() for
+  // each resolved address. Never fails.
+  PolicyDecision CheckHost(absl::string_view host) const;
+
   // Decides whether egressd may connect to `resolved_ip`:`port`, resolved
-  // from `host`, and counts the decision under its rule. Never fails.
+  // from `host`, and counts the decision under its rule. Never fails. Does
+  // not apply the host allow-list: call CheckHost(host) first.
   PolicyDecision Check(absl::string_view host,
                        const asio::ip::address& resolved_ip,
                        uint16_t port) const;
@@ -217,13 +262,18 @@ class EgressPolicy {
   // Normalised host or suffix -> counter index.
   absl::flat_hash_map<std::string, size_t> deny_hosts_;
   absl::flat_hash_map<std::string, size_t> deny_suffixes_;
-  absl::flat_hash_map<std::string, size_t> allow_hosts_;
-  absl::flat_hash_map<std::string, size_t> allow_suffixes_;
+  absl::flat_hash_map<std::string, size_t> exempt_hosts_;
+  absl::flat_hash_map<std::string, size_t> exempt_suffixes_;
+  // The host allow-list, normalised (IP literals canonical; suffixes without
+  // a leading dot). Either non-empty enables step 0.
+  absl::flat_hash_set<std::string> allowlist_hosts_;
+  absl::flat_hash_set<std::string> allowlist_suffixes_;
   std::vector<CidrRule> deny_cidrs_;
   std::vector<CidrRule> allow_cidrs_;
   // Addresses as 16 bytes (IPv4 as IPv4-mapped), so forms compare equal.
   absl::flat_hash_set<std::string> self_addresses_;
 
+  size_t host_not_allowed_counter_ = 0;  // valid when an allow-list is set
   size_t port_counter_ = 0;
   size_t self_counter_ = 0;
   size_t public_counter_ = 0;

@@ -792,26 +792,26 @@ TEST(EgressPolicyTest, Ipv6DenyCidrCoversTheIpv4Twin) {
       });
 }
 
-TEST(EgressPolicyTest, AllowHostsMatchExactlyAndCaseInsensitively) {
+TEST(EgressPolicyTest, ExemptHostsMatchExactlyAndCaseInsensitively) {
   EgressPolicyOptions options;
-  options.allow_hosts = {"Internal.Example.com."};
+  options.exempt_hosts = {"Internal.Example.com."};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
   ExpectVerdicts(
       *policy,
       {
           {"internal.example.com", "10.0.0.1", 80, true,
-           "allow:host internal.example.com"},
+           "allow:exempt_host internal.example.com"},
           {"INTERNAL.example.COM.", "10.0.0.1", 80, true,
-           "allow:host internal.example.com"},
+           "allow:exempt_host internal.example.com"},
           {"internal.example.com", "fd00::1", 80, true,
-           "allow:host internal.example.com"},
+           "allow:exempt_host internal.example.com"},
           {"internal.example.com", "127.0.0.1", 80, true,
-           "allow:host internal.example.com"},
+           "allow:exempt_host internal.example.com"},
           {"internal.example.com", "169.254.1.1", 80, true,
-           "allow:host internal.example.com"},
+           "allow:exempt_host internal.example.com"},
           {"internal.example.com", "8.8.8.8", 80, true,
-           "allow:host internal.example.com"},
+           "allow:exempt_host internal.example.com"},
           {"x.internal.example.com", "10.0.0.1", 80, false, "deny:private"},
           {"internal.example.com.evil", "10.0.0.1", 80, false, "deny:private"},
           {"other.example.com", "10.0.0.1", 80, false, "deny:private"},
@@ -820,19 +820,19 @@ TEST(EgressPolicyTest, AllowHostsMatchExactlyAndCaseInsensitively) {
 
 TEST(EgressPolicyTest, DomainSuffixMatchesProperSubdomainsNotTheApex) {
   EgressPolicyOptions options;
-  options.allow_domain_suffixes = {".svc.cluster.local", ".example.com",
-                                   ".a.example.com"};
+  options.exempt_domain_suffixes = {".svc.cluster.local", ".example.com",
+                                    ".a.example.com"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
   ExpectVerdicts(
       *policy,
       {
           {"api.svc.cluster.local", "10.96.0.1", 80, true,
-           "allow:domain_suffix .svc.cluster.local"},
+           "allow:exempt_domain_suffix .svc.cluster.local"},
           {"b.api.svc.cluster.local", "10.96.0.1", 80, true,
-           "allow:domain_suffix .svc.cluster.local"},
+           "allow:exempt_domain_suffix .svc.cluster.local"},
           {"API.SVC.Cluster.Local.", "10.96.0.1", 80, true,
-           "allow:domain_suffix .svc.cluster.local"},
+           "allow:exempt_domain_suffix .svc.cluster.local"},
           // The apex is not a subdomain of itself.
           {"svc.cluster.local", "10.96.0.1", 80, false, "deny:private"},
           {"evilsvc.cluster.local", "10.96.0.1", 80, false, "deny:private"},
@@ -841,16 +841,16 @@ TEST(EgressPolicyTest, DomainSuffixMatchesProperSubdomainsNotTheApex) {
           {".svc.cluster.local", "10.96.0.1", 80, false, "deny:private"},
           // The longest matching suffix names the rule.
           {"x.a.example.com", "10.0.0.1", 80, true,
-           "allow:domain_suffix .a.example.com"},
+           "allow:exempt_domain_suffix .a.example.com"},
           {"a.example.com", "10.0.0.1", 80, true,
-           "allow:domain_suffix .example.com"},
+           "allow:exempt_domain_suffix .example.com"},
       });
 }
 
-TEST(EgressPolicyTest, HostDenyListsBeatHostAllowLists) {
+TEST(EgressPolicyTest, HostDenyListsBeatHostExemptions) {
   EgressPolicyOptions options;
-  options.allow_domain_suffixes = {".example.com"};
-  options.allow_hosts = {"x.corp.example.com"};
+  options.exempt_domain_suffixes = {".example.com"};
+  options.exempt_hosts = {"x.corp.example.com"};
   options.deny_hosts = {"secret.example.com"};
   options.deny_domain_suffixes = {".corp.example.com"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
@@ -865,9 +865,9 @@ TEST(EgressPolicyTest, HostDenyListsBeatHostAllowLists) {
                      {"x.corp.example.com", "10.0.0.1", 80, false,
                       "deny:domain_denylist .corp.example.com"},
                      {"corp.example.com", "10.0.0.1", 80, true,
-                      "allow:domain_suffix .example.com"},
+                      "allow:exempt_domain_suffix .example.com"},
                      {"www.example.com", "10.0.0.1", 80, true,
-                      "allow:domain_suffix .example.com"},
+                      "allow:exempt_domain_suffix .example.com"},
                  });
   EXPECT_EQ(
       policy->CheckStatus("secret.example.com", Ip("8.8.8.8"), 80).message(),
@@ -879,9 +879,9 @@ TEST(EgressPolicyTest, HostDenyListsBeatHostAllowLists) {
       "(host is in a denied domain)");
 }
 
-TEST(EgressPolicyTest, DenyCidrBeatsHostAllow) {
+TEST(EgressPolicyTest, DenyCidrBeatsHostExemption) {
   EgressPolicyOptions options;
-  options.allow_hosts = {"partner.example"};
+  options.exempt_hosts = {"partner.example"};
   options.deny_cidrs = {"10.9.0.0/16"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
@@ -889,14 +889,14 @@ TEST(EgressPolicyTest, DenyCidrBeatsHostAllow) {
                               {"partner.example", "10.9.1.1", 80, false,
                                "deny:cidr_denylist 10.9.0.0/16"},
                               {"partner.example", "10.8.1.1", 80, true,
-                               "allow:host partner.example"},
+                               "allow:exempt_host partner.example"},
                           });
 }
 
-TEST(EgressPolicyTest, HostAllowNeverOpensCloudMetadataOrUnspecified) {
+TEST(EgressPolicyTest, HostExemptionNeverOpensCloudMetadataOrUnspecified) {
   EgressPolicyOptions options;
-  options.allow_hosts = {"metadata.google.internal"};
-  options.allow_domain_suffixes = {".internal"};
+  options.exempt_hosts = {"metadata.google.internal"};
+  options.exempt_domain_suffixes = {".internal"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
   ExpectVerdicts(
@@ -913,8 +913,9 @@ TEST(EgressPolicyTest, HostAllowNeverOpensCloudMetadataOrUnspecified) {
           {"x.internal", "::", 80, false, "deny:unspecified"},
           // Other categories are the operator's call.
           {"metadata.google.internal", "169.254.169.253", 80, true,
-           "allow:host metadata.google.internal"},
-          {"x.internal", "10.0.0.1", 80, true, "allow:domain_suffix .internal"},
+           "allow:exempt_host metadata.google.internal"},
+          {"x.internal", "10.0.0.1", 80, true,
+           "allow:exempt_domain_suffix .internal"},
       });
 }
 
@@ -938,7 +939,7 @@ TEST(EgressPolicyTest, SelfAddressesAreDeniedInEveryForm) {
   EgressPolicyOptions options;
   options.self_addresses = {Ip("8.8.4.4"), Ip("2606:4700::1"),
                             Ip("::ffff:9.9.9.9")};
-  options.allow_hosts = {"me.example"};
+  options.exempt_hosts = {"me.example"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
   ExpectVerdicts(
@@ -949,7 +950,7 @@ TEST(EgressPolicyTest, SelfAddressesAreDeniedInEveryForm) {
                    {"x", "64:ff9b::808:404", 9000, false, "deny:self_address"},
                    {"x", "2606:4700::1", 443, false, "deny:self_address"},
                    {"x", "9.9.9.9", 443, false, "deny:self_address"},
-                   // A host allow list does not open egressd itself.
+                   // A host exemption does not open egressd itself.
                    {"me.example", "8.8.4.4", 80, false, "deny:self_address"},
                    {"x", "8.8.4.5", 80, true, "allow:public"},
                    {"x", "2606:4700::2", 80, true, "allow:public"},
@@ -987,7 +988,7 @@ TEST(EgressPolicyTest, PortAllowListBeatsEveryAllowList) {
   EgressPolicyOptions options;
   options.allowed_ports = {443, 80};
   options.allow_cidrs = {"0.0.0.0/0"};
-  options.allow_hosts = {"example.com"};
+  options.exempt_hosts = {"example.com"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
   ExpectVerdicts(
@@ -999,7 +1000,8 @@ TEST(EgressPolicyTest, PortAllowListBeatsEveryAllowList) {
           {"example.com", "8.8.8.8", 22, false, "deny:port"},
           {"example.com", "8.8.8.8", 79, false, "deny:port"},
           {"example.com", "8.8.8.8", 81, false, "deny:port"},
-          {"example.com", "2606:4700::1", 443, true, "allow:host example.com"},
+          {"example.com", "2606:4700::1", 443, true,
+           "allow:exempt_host example.com"},
           // Port first: a denied port is reported before the category.
           {"x", "10.0.0.1", 8443, false, "deny:port"},
       });
@@ -1064,8 +1066,8 @@ TEST(EgressPolicyTest, CountersListEveryRuleInEvaluationOrder) {
   options.deny_domain_suffixes = {".bad.example"};
   options.deny_cidrs = {"10.0.0.0/24"};
   options.allow_cidrs = {"10.0.0.0/8", "10.0.0.0/8"};  // duplicates share
-  options.allow_hosts = {"good.example", "GOOD.example."};
-  options.allow_domain_suffixes = {".good.example"};
+  options.exempt_hosts = {"good.example", "GOOD.example."};
+  options.exempt_domain_suffixes = {".good.example"};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
 
@@ -1080,8 +1082,8 @@ TEST(EgressPolicyTest, CountersListEveryRuleInEvaluationOrder) {
       ElementsAre("deny:port", "deny:host_denylist bad.example",
                   "deny:domain_denylist .bad.example",
                   "deny:cidr_denylist 10.0.0.0/24", "allow:cidr 10.0.0.0/8",
-                  "deny:self_address", "allow:host good.example",
-                  "allow:domain_suffix .good.example", "deny:loopback",
+                  "deny:self_address", "allow:exempt_host good.example",
+                  "allow:exempt_domain_suffix .good.example", "deny:loopback",
                   "deny:unspecified", "deny:link_local", "deny:cloud_metadata",
                   "deny:private", "deny:cgnat", "deny:multicast",
                   "deny:broadcast", "deny:documentation", "deny:benchmarking",
@@ -1098,7 +1100,7 @@ TEST(EgressPolicyTest, CountersListEveryRuleInEvaluationOrder) {
     if (count.rule == "allow:cidr 10.0.0.0/8") expected = 2;
     if (count.rule == "deny:cidr_denylist 10.0.0.0/24") expected = 1;
     if (count.rule == "deny:port") expected = 1;
-    if (count.rule == "allow:domain_suffix .good.example") expected = 1;
+    if (count.rule == "allow:exempt_domain_suffix .good.example") expected = 1;
     EXPECT_EQ(count.decisions, expected);
     EXPECT_EQ(count.report_only, 0u);
   }
@@ -1168,12 +1170,13 @@ TEST(EgressPolicyTest, CreateRejectsBadOptionsWithPreciseMessages) {
        with([](EgressPolicyOptions& o) { o.deny_cidrs = {"localhost/8"}; }),
        "deny_cidrs[0]: CIDR 'localhost/8': 'localhost' is not an IPv4 or "
        "IPv6 address"},
-      {"empty host", with([](EgressPolicyOptions& o) { o.allow_hosts = {""}; }),
-       "allow_hosts[0]: host is empty"},
+      {"empty host",
+       with([](EgressPolicyOptions& o) { o.exempt_hosts = {""}; }),
+       "exempt_hosts[0]: host is empty"},
       {"wildcard host", with([](EgressPolicyOptions& o) {
-         o.allow_hosts = {"ok.example", "*.example.com"};
+         o.exempt_hosts = {"ok.example", "*.example.com"};
        }),
-       "allow_hosts[1]: host '*.example.com' has a wildcard; wildcards are "
+       "exempt_hosts[1]: host '*.example.com' has a wildcard; wildcards are "
        "not supported, write a domain suffix such as '.example.com' (it "
        "matches every subdomain)"},
       {"suffix as host",
@@ -1184,14 +1187,14 @@ TEST(EgressPolicyTest, CreateRejectsBadOptionsWithPreciseMessages) {
        with([](EgressPolicyOptions& o) { o.deny_hosts = {"a b"}; }),
        "deny_hosts[0]: host 'a b' has an invalid character at offset 1"},
       {"host with URL", with([](EgressPolicyOptions& o) {
-         o.allow_hosts = {"http://example.com"};
+         o.exempt_hosts = {"http://example.com"};
        }),
-       "allow_hosts[0]: host 'http://example.com' has an invalid character "
+       "exempt_hosts[0]: host 'http://example.com' has an invalid character "
        "at offset 5"},
       {"suffix without dot", with([](EgressPolicyOptions& o) {
-         o.allow_domain_suffixes = {"example.com"};
+         o.exempt_domain_suffixes = {"example.com"};
        }),
-       "allow_domain_suffixes[0]: domain suffix 'example.com' must start "
+       "exempt_domain_suffixes[0]: domain suffix 'example.com' must start "
        "with '.' (\".example.com\" matches the subdomains of example.com; "
        "list example.com itself as a host)"},
       {"suffix of nothing",
@@ -1203,8 +1206,8 @@ TEST(EgressPolicyTest, CreateRejectsBadOptionsWithPreciseMessages) {
        "deny_domain_suffixes[0]: domain suffix '..example.com' names no "
        "domain"},
       {"empty suffix",
-       with([](EgressPolicyOptions& o) { o.allow_domain_suffixes = {""}; }),
-       "allow_domain_suffixes[0]: domain suffix is empty"},
+       with([](EgressPolicyOptions& o) { o.exempt_domain_suffixes = {""}; }),
+       "exempt_domain_suffixes[0]: domain suffix is empty"},
       {"port zero", with([](EgressPolicyOptions& o) {
          o.allowed_ports = {443, 0};
        }),
@@ -1228,6 +1231,221 @@ TEST(EgressPolicyTest, KeepsTheOptionsItWasCreatedWith) {
   ASSERT_NE(policy, nullptr);
   EXPECT_THAT(policy->options().allow_cidrs, ElementsAre("127.0.0.0/8"));
   EXPECT_TRUE(policy->options().report_only);
+}
+
+// --- the host allow-list (CheckHost) ----------------------------------------
+
+uint64_t DecisionsOf(const EgressPolicy& policy, const std::string& rule) {
+  for (const RuleCount& count : policy.RuleCounters()) {
+    if (count.rule == rule) return count.decisions;
+  }
+  ADD_FAILURE() << "no counter for " << rule;
+  return 0;
+}
+
+std::unique_ptr<EgressPolicy> AllowListPolicy(bool report_only = false) {
+  EgressPolicyOptions options;
+  options.host_allowlist = {"API.Partner.example.", "[::1]", "127.0.0.1"};
+  options.domain_suffix_allowlist = {"example.com", ".svc.cluster.local"};
+  options.report_only = report_only;
+  return MustCreate(options);
+}
+
+TEST(EgressPolicyHostAllowListTest, AdmitsListedHostsAndSuffixesOnly) {
+  std::unique_ptr<EgressPolicy> policy = AllowListPolicy();
+  ASSERT_NE(policy, nullptr);
+  struct Case {
+    const char* host;
+    bool allowed;
+  };
+  const Case cases[] = {
+      // Exact host, case-insensitive, one trailing dot ignored.
+      {"api.partner.example", true},
+      {"API.PARTNER.EXAMPLE.", true},
+      {"www.partner.example", false},
+      {"partner.example", false},
+      // A suffix covers the domain itself and every subdomain...
+      {"example.com", true},
+      {"www.example.com", true},
+      {"a.b.EXAMPLE.com", true},
+      {"svc.cluster.local", true},
+      {"db.ns.svc.cluster.local", true},
+      // ...by whole labels: look-alikes are not covered.
+      {"badexample.com", false},
+      {"example.com.evil.net", false},
+      {"example.co", false},
+      {"com", false},
+      // IP literals: canonical comparison; a suffix never covers one.
+      {"127.0.0.1", true},
+      {"::1", true},
+      {"0:0::1", true},
+      {"127.0.0.2", false},
+      {"", false},
+  };
+  uint64_t denied = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.host);
+    const PolicyDecision d = policy->CheckHost(c.host);
+    EXPECT_EQ(d.allowed, c.allowed);
+    EXPECT_FALSE(d.report_only_would_deny);
+    if (c.allowed) {
+      EXPECT_TRUE(d.ToStatus(c.host).ok());
+      EXPECT_EQ(d.rule, "");
+    } else {
+      ++denied;
+      EXPECT_EQ(d.rule, "deny:host_not_allowed");
+      EXPECT_EQ(d.rule_name(), "host_not_allowed");
+      const absl::Status status = d.ToStatus(c.host);
+      EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+      EXPECT_THAT(std::string(status.message()),
+                  HasSubstr("denied by rule 'host_not_allowed'"));
+      EXPECT_THAT(
+          std::string(status.message()),
+          HasSubstr("egress.allow_hosts / egress.allow_domain_suffixes"));
+    }
+  }
+  // Denials are counted by rule; admissions are left to the address check.
+  EXPECT_EQ(DecisionsOf(*policy, "deny:host_not_allowed"), denied);
+  EXPECT_EQ(policy->RuleCounters().front().rule, "deny:host_not_allowed");
+}
+
+TEST(EgressPolicyHostAllowListTest, DeniedHostMessageNamesHostAndRule) {
+  std::unique_ptr<EgressPolicy> policy = AllowListPolicy();
+  ASSERT_NE(policy, nullptr);
+  EXPECT_EQ(policy->CheckHost("x").ToStatus("x"),
+            absl::PermissionDeniedError(
+                "egress to 'x' denied by rule 'host_not_allowed' (host is not "
+                "in egress.allow_hosts / egress.allow_domain_suffixes)"));
+}
+
+TEST(EgressPolicyHostAllowListTest, WithoutAListEveryHostPassesUncounted) {
+  std::unique_ptr<EgressPolicy> policy = MustCreate(EgressPolicyOptions{});
+  ASSERT_NE(policy, nullptr);
+  const PolicyDecision d = policy->CheckHost("anything.example");
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.rule, "");
+  for (const RuleCount& count : policy->RuleCounters()) {
+    EXPECT_NE(count.rule, "deny:host_not_allowed");
+    EXPECT_EQ(count.decisions, 0u) << count.rule;
+  }
+}
+
+TEST(EgressPolicyHostAllowListTest, OnlySuffixesIsAnAllowListToo) {
+  EgressPolicyOptions options;
+  options.domain_suffix_allowlist = {"example.com"};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  EXPECT_TRUE(policy->CheckHost("x.example.com").allowed);
+  EXPECT_FALSE(policy->CheckHost("example.net").allowed);
+}
+
+TEST(EgressPolicyHostAllowListTest, ReportOnlyAdmitsButFlagsAndCounts) {
+  std::unique_ptr<EgressPolicy> policy = AllowListPolicy(/*report_only=*/true);
+  ASSERT_NE(policy, nullptr);
+  const PolicyDecision d = policy->CheckHost("elsewhere.example");
+  EXPECT_TRUE(d.allowed);
+  EXPECT_TRUE(d.report_only_would_deny);
+  EXPECT_EQ(d.rule, "deny:host_not_allowed");
+  EXPECT_TRUE(d.ToStatus("elsewhere.example").ok());
+  const PolicyDecision listed = policy->CheckHost("example.com");
+  EXPECT_TRUE(listed.allowed);
+  EXPECT_FALSE(listed.report_only_would_deny);
+  for (const RuleCount& count : policy->RuleCounters()) {
+    if (count.rule != "deny:host_not_allowed") continue;
+    EXPECT_EQ(count.decisions, 1u);
+    EXPECT_EQ(count.report_only, 1u);
+  }
+}
+
+// The allow-list narrows, never widens: an admitted host is still judged on
+// its resolved addresses, and it exempts nothing from the address rules.
+TEST(EgressPolicyHostAllowListTest, AdmittedHostsStillPassTheAddressRules) {
+  EgressPolicyOptions options;
+  options.host_allowlist = {"internal.example"};
+  options.deny_cidrs = {"203.0.113.0/24"};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  ASSERT_TRUE(policy->CheckHost("internal.example").allowed);
+  ExpectVerdicts(
+      *policy, {
+                   {"internal.example", "10.0.0.1", 443, false, "deny:private"},
+                   {"internal.example", "169.254.169.254", 80, false,
+                    "deny:cloud_metadata"},
+                   {"internal.example", "203.0.113.9", 443, false,
+                    "deny:cidr_denylist 203.0.113.0/24"},
+                   {"internal.example", "8.8.8.8", 443, true, "allow:public"},
+               });
+}
+
+// The two kinds of list are independent: an exemption is no allow-list
+// entry, and an allow-list entry is no exemption.
+TEST(EgressPolicyHostAllowListTest, ExemptionsAndAllowListDoNotMix) {
+  EgressPolicyOptions options;
+  options.host_allowlist = {"listed.example"};
+  options.exempt_hosts = {"exempt.example", "listed.example"};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  EXPECT_FALSE(policy->CheckHost("exempt.example").allowed);
+  EXPECT_TRUE(policy->CheckHost("listed.example").allowed);
+  ExpectVerdicts(*policy, {{"listed.example", "10.0.0.1", 443, true,
+                            "allow:exempt_host listed.example"}});
+}
+
+TEST(EgressPolicyHostAllowListTest, CreateRejectsBadEntries) {
+  struct Case {
+    std::vector<std::string> hosts;
+    std::vector<std::string> suffixes;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"ok.example", ""}, {}, "host_allowlist[1]: host is empty"},
+      {{"*.example.com"},
+       {},
+       "host_allowlist[0]: host '*.example.com' has a "
+       "wildcard"},
+      {{},
+       {"."},
+       "domain_suffix_allowlist[0]: domain suffix '.' names no "
+       "domain"},
+      {{},
+       {"10.0.0.1"},
+       "domain_suffix_allowlist[0]: domain suffix "
+       "'10.0.0.1' is an IP address"},
+      {{},
+       {"a b"},
+       "domain_suffix_allowlist[0]: host 'a b' has an invalid "
+       "character"},
+  };
+  for (const Case& c : cases) {
+    EgressPolicyOptions options;
+    options.host_allowlist = c.hosts;
+    options.domain_suffix_allowlist = c.suffixes;
+    absl::StatusOr<std::unique_ptr<EgressPolicy>> policy =
+        EgressPolicy::Create(options);
+    ASSERT_FALSE(policy.ok()) << c.message;
+    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(policy.status().message()), HasSubstr(c.message));
+  }
+}
+
+// CheckHost is const and lock-free like Check; under TSan this proves it.
+TEST(EgressPolicyHostAllowListTest, ConcurrentCheckHostCountsExactly) {
+  std::unique_ptr<EgressPolicy> policy = AllowListPolicy();
+  ASSERT_NE(policy, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 1000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&policy] {
+      for (int i = 0; i < kPerThread; ++i) {
+        policy->CheckHost("denied.example");
+        policy->CheckHost("ok.example.com");
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(DecisionsOf(*policy, "deny:host_not_allowed"),
+            static_cast<uint64_t>(kThreads * kPerThread));
 }
 
 }  // namespace

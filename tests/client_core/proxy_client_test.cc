@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "client_core/base/sync.h"
 #include "client_core/call/http_client.h"
+#include "client_core/policy/egress_policy.h"
 #include "client_core/proxy/proxy_rules.h"
 #include "client_core/route/resolver.h"
 #include "client_core/tls/tls_client.h"
@@ -255,6 +256,39 @@ TEST_F(ProxyClientTest, DeadFirstProxyFailsOverAndIsTriedLastNextTime) {
   auto connections = client->pool().ListConnections(0, 0, std::nullopt, &end);
   ASSERT_EQ(connections.size(), 1u);
   EXPECT_EQ(connections[0].address.proxy, "live");
+}
+
+}  // namespace
+}  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST_F(ProxyClientTest, HostAllowListJudgesEachRequestThroughAForwardProxy) {
+  auto tinyproxy = TinyproxyServer::Start(TinyproxyOptions());
+  ASSERT_TRUE(tinyproxy.ok()) << tinyproxy.status();
+  ProxySelectorOptions options;
+  options.proxies = {HttpProxy("tiny", (*tinyproxy)->port())};
+  options.default_via = {"tiny"};
+  EgressPolicyOptions policy;
+  policy.host_allowlist = {"127.0.0.1"};
+  policy.allow_cidrs = {"127.0.0.0/8"};
+  HttpClientOptions client_options;
+  client_options.event_loops = 1;
+  client_options.connector.proxies = std::make_shared<const ProxySelector>(
+      ProxySelector::Create(std::move(options)).value());
+  client_options.connector.policy = std::shared_ptr<const EgressPolicy>(
+      EgressPolicy::Create(std::move(policy)).value());
+  HttpClient client(client_options);
+  absl::StatusOr<Response> listed = Get(client, nginx_->Url("/hello.txt"));
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  // The same proxy connection would carry it; the request is refused first.
+  absl::StatusOr<Response> unlisted =
+      Get(client, nginx_->UrlFor("http", "localhost", "/hello.txt"));
+  ASSERT_FALSE(unlisted.ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(unlisted.status()))
+      << unlisted.status();
+  EXPECT_THAT(unlisted.status().message(), HasSubstr("host_not_allowed"));
 }
 
 }  // namespace

@@ -59,8 +59,8 @@ const EgressPolicy& ListPolicy() {
     EgressPolicyOptions options;
     options.deny_cidrs = {"127.0.0.0/8", "10.0.0.0/8", "fe80::/10"};
     options.allow_cidrs = {"192.168.0.0/16", "::ffff:172.16.0.0/108"};
-    options.allow_hosts = {"allowed.example"};
-    options.allow_domain_suffixes = {".svc.cluster.local"};
+    options.exempt_hosts = {"allowed.example"};
+    options.exempt_domain_suffixes = {".svc.cluster.local"};
     options.deny_hosts = {"denied.example"};
     options.deny_domain_suffixes = {".bad.example"};
     options.allowed_ports = {80, 443};

@@ -160,7 +160,8 @@ TEST(ConfigStartupTest, ABadOrUnsupportedConfigurationStopsStartUpByName) {
       {"", {"--log_level=loud"}, "--log_level (logging.level)"},
       {"limits:\n  max_request_body_bytes: 0\n", {},
        "limits.max_request_body_bytes"},
-      {"egress:\n  allow_hosts: [api.example.com]\n", {}, "egress.allow_hosts"},
+      // A host allow-list is acted on; a malformed entry still stops start-up.
+      {"egress:\n  allow_hosts: ['*.example.com']\n", {}, "egress.allow_hosts"},
       {"", {"--admin_listen=0.0.0.0:0"}, "listeners.admin_token"},
       {"", {"--keep_alive=0s"}, "--keep_alive (pool.keep_alive)"},
   };

@@ -199,26 +199,43 @@ TEST(ApplyFlagsTest, AdminOffLoopbackNeedsAToken) {
   EXPECT_TRUE(CheckImplemented(*config).ok()) << "the token is enforced";
 }
 
-// --- fields this build cannot act on ---------------------------------------
+// --- the host allow-list ----------------------------------------------------
 
-TEST(CheckImplementedTest, RefusesUnimplementedFieldsNamingEachOne) {
+// egress.allow_hosts / allow_domain_suffixes mean "only these hosts": they
+// are accepted and become the policy's host allow-list (which narrows
+// egress), never its exempt_* lists (which would widen it).
+TEST(CheckImplementedTest, AcceptsTheHostAllowListAndMapsItToNarrowEgress) {
   const EgressdConfig config = Parse(R"(
 logging:
   level: debug
 egress:
-  allow_hosts: [api.example.com]
-  allow_domain_suffixes: [example.net]
+  allow_hosts: [API.example.com]
+  allow_domain_suffixes: [.example.net]
 )");
-  absl::Status status = CheckImplemented(config);
-  ASSERT_FALSE(status.ok());
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  for (const char* field :
-       {"egress.allow_hosts", "egress.allow_domain_suffixes"}) {
-    EXPECT_THAT(std::string(status.message()), HasSubstr(field));
-  }
-  // The logging section is acted on (server/log).
-  EXPECT_THAT(std::string(status.message()),
-              ::testing::Not(HasSubstr("logging")));
+  ASSERT_TRUE(CheckImplemented(config).ok()) << CheckImplemented(config);
+  absl::StatusOr<HttpClientOptions> o = ClientOptionsFromConfig(config, "");
+  ASSERT_TRUE(o.ok()) << o.status();
+  ASSERT_NE(o->connector.policy, nullptr);
+  const EgressPolicy& policy = *o->connector.policy;
+  EXPECT_THAT(policy.options().host_allowlist, ElementsAre("api.example.com"));
+  EXPECT_THAT(policy.options().domain_suffix_allowlist,
+              ElementsAre("example.net"));
+  EXPECT_THAT(policy.options().exempt_hosts, IsEmpty());
+  EXPECT_THAT(policy.options().exempt_domain_suffixes, IsEmpty());
+
+  EXPECT_TRUE(policy.CheckHost("api.example.com").allowed);
+  EXPECT_TRUE(policy.CheckHost("example.net").allowed);
+  EXPECT_TRUE(policy.CheckHost("www.example.net").allowed);
+  const PolicyDecision other = policy.CheckHost("www.example.com");
+  EXPECT_FALSE(other.allowed);
+  EXPECT_EQ(other.ToStatus("www.example.com").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(other.ToStatus("www.example.com").message()),
+              HasSubstr("host_not_allowed"));
+  // Listed is not exempt: a listed host's private address stays denied.
+  EXPECT_FALSE(
+      policy.Check("api.example.com", asio::ip::make_address("10.0.0.1"), 443)
+          .allowed);
 }
 
 TEST(TlsClientFromConfigTest, EachDestinationEntryBecomesARule) {
@@ -366,7 +383,10 @@ egress:
   EXPECT_THAT(policy.self_addresses,
               ElementsAre(asio::ip::make_address("127.0.0.2"),
                           asio::ip::make_address("::1")));
-  EXPECT_THAT(policy.allow_hosts, IsEmpty());
+  EXPECT_THAT(policy.host_allowlist, IsEmpty());
+  EXPECT_THAT(policy.exempt_hosts, IsEmpty());
+  // No allow-list configured: every host passes CheckHost.
+  EXPECT_TRUE(o->connector.policy->CheckHost("any.example").allowed);
 
   // The compiled policy behaves as configured: deny beats allow, and a port
   // outside allowed_ports is denied (report_only lets it through, marked).
