@@ -33,6 +33,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client_core/call/http_client.h"
@@ -318,6 +319,12 @@ std::unique_ptr<grpc::Server> BuildServer(grpc::ServerBuilder& builder,
 }
 
 int Run(int raw_argc, char** raw_argv) {
+  // Debian builds abseil without NDEBUG, so absl::Mutex (which gRPC locks on
+  // every call) keeps a global lock-order graph and would abort the process
+  // on a cycle it suspects. That is a debugging aid: it showed up in `perf`
+  // at saturation (GraphCycles), and a sidecar must not abort on a
+  // suspicion. Our own locks are checked by the TSan suite instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // --help lists the flags of this file (abseil's default looks for a file
   // named after the binary, egressd.cc, and would list none).
   absl::FlagsUsageConfig usage;
