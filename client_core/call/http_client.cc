@@ -184,20 +184,11 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
   }
   // Per request, not per connection: an http:// Address through an HTTP
   // proxy names no origin (its connection serves every origin), so the
-  // Connector cannot judge the origin's name for it. Both checks are
-  // repeated there for direct connections (a redirect hop passes here too).
-  if (const EgressPolicy* policy = connector_.options().policy.get()) {
-    PolicyDecision decision = policy->CheckHost(request.url.host);
-    if (!decision.allowed) {
-      std::move(done)(decision.ToStatus(request.url.host));
-      return;
-    }
-  }
-  if (request.url.scheme == "http" &&
-      !connector_.tls().rules().For(request.url.host).allow_cleartext) {
-    std::move(done)(absl::PermissionDeniedError(absl::StrCat(
-        "cleartext http:// to '", request.url.host,
-        "' is not allowed by its destination rule (allow_cleartext: false)")));
+  // Connector cannot judge the origin's name for it.
+  if (absl::Status allowed =
+          connector_.CheckOriginName(request.url.scheme, request.url.host);
+      !allowed.ok()) {
+    std::move(done)(std::move(allowed));
     return;
   }
   // Counted before the check, so Shutdown either sees this call in flight or

@@ -119,6 +119,20 @@ std::shared_ptr<const Proxy> Connector::FindProxy(
   return nullptr;
 }
 
+absl::Status Connector::CheckOriginName(absl::string_view scheme,
+                                        absl::string_view host) const {
+  if (options_.policy != nullptr) {
+    PolicyDecision decision = options_.policy->CheckHost(host);
+    if (!decision.allowed) return decision.ToStatus(host);
+  }
+  if (scheme == "http" && !tls_->rules().For(host).allow_cleartext) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cleartext http:// to '", host,
+        "' is not allowed by its destination rule (allow_cleartext: false)"));
+  }
+  return absl::OkStatus();
+}
+
 asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     const Address& address, uint64_t connection_id, absl::Time deadline) {
   asio::any_io_executor executor = co_await asio::this_coro::executor;
@@ -129,13 +143,14 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
       options_.listener->OnConnectFailed(connection_id, address, failure);
     }
   };
-  // The host allow-list judges the name before any DNS lookup, direct or
-  // through a proxy: a host it refuses is never resolved or dialled.
-  if (options_.policy != nullptr && !address.host.empty()) {
-    PolicyDecision decision = options_.policy->CheckHost(address.host);
-    if (!decision.allowed) {
+  // Judged by name before any DNS lookup, direct or through a proxy: a host
+  // the rules refuse is never resolved or dialled. (An http:// Address
+  // through an HTTP proxy has no host; HttpClient judges each request.)
+  if (!address.host.empty()) {
+    absl::Status allowed = CheckOriginName(address.scheme, address.host);
+    if (!allowed.ok()) {
       failed(ConnectFailure::kEgressPolicy);
-      co_return decision.ToStatus(address.host);
+      co_return allowed;
     }
   }
   const DestinationOptions& destination = tls_->rules().For(address.host);
@@ -165,13 +180,6 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
         co_return decision.ToStatus(address.host);
       }
     }
-  }
-  if (address.scheme == "http" && !address.host.empty() &&
-      !destination.allow_cleartext) {
-    failed(ConnectFailure::kEgressPolicy);
-    co_return absl::PermissionDeniedError(absl::StrCat(
-        "cleartext http:// to '", address.host,
-        "' is not allowed by its destination rule (allow_cleartext: false)"));
   }
   const absl::Time dns_start = absl::Now();
   if (dns_start >= deadline) {

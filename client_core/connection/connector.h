@@ -159,6 +159,15 @@ class Connector {
                                                          uint64_t connection_id,
                                                          absl::Time deadline);
 
+  // The checks that judge an origin by its name alone, before any DNS
+  // lookup: the egress policy's host allow-list, and the destination rule's
+  // allow_cleartext for "http". OK, or kPermissionDenied naming the rule.
+  // Connect() applies them to its Address; HttpClient applies them to every
+  // request too, because an http:// Address through an HTTP proxy names no
+  // origin. Thread-safe.
+  absl::Status CheckOriginName(absl::string_view scheme,
+                               absl::string_view host) const;
+
   RouteDatabase& route_database() { return route_database_; }
   // Failed Connect() calls since start, indexed by ConnectFailure.
   std::array<uint64_t, kConnectFailureCount> failures() const;
