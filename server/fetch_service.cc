@@ -51,10 +51,13 @@ class FetchService::UnaryCall : public FetchService::Tag {
  public:
   UnaryCall(FetchService* owner, grpc::ServerCompletionQueue* cq)
       : owner_(owner), cq_(cq), responder_(&context_) {
+    owner_->SlotOpened();
     context_.AsyncNotifyWhenDone(&done_tag_);
     owner_->service_.RequestFetch(&context_, &request_, &responder_, cq_, cq_,
                                   this);
   }
+
+  ~UnaryCall() override { owner_->SlotClosed(); }
 
   // The request arrived (or the queue is shutting down).
   void Proceed(bool ok) override {
@@ -137,10 +140,13 @@ class FetchService::StreamRpc : public FetchService::Tag {
  public:
   StreamRpc(FetchService* owner, grpc::ServerCompletionQueue* cq)
       : owner_(owner), cq_(cq), writer_(&context_) {
+    owner_->SlotOpened();
     context_.AsyncNotifyWhenDone(&done_tag_);
     owner_->service_.RequestFetchStream(&context_, &request_, &writer_, cq_,
                                         cq_, this);
   }
+
+  ~StreamRpc() override { owner_->SlotClosed(); }
 
   // The request arrived (or the queue is shutting down).
   void Proceed(bool ok) override {
@@ -389,6 +395,23 @@ void FetchService::Poll(grpc::ServerCompletionQueue* cq) {
   void* tag;
   bool ok;
   while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+}
+
+void FetchService::SlotOpened() {
+  MutexLock lock(&slots_mu_);
+  ++live_slots_;
+}
+
+void FetchService::SlotClosed() {
+  MutexLock lock(&slots_mu_);
+  --live_slots_;
+}
+
+bool FetchService::AwaitNoCalls(absl::Time deadline) {
+  MutexLock lock(&slots_mu_);
+  return slots_mu_.AwaitWithTimeout(
+      [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return live_slots_ == 0; },
+      std::max(absl::ZeroDuration(), deadline - absl::Now()));
 }
 
 void FetchService::Shutdown() {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "client_core/base/sync.h"
 #include "client_core/call/http_client.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/server_builder.h"
@@ -75,6 +76,18 @@ class FetchService {
   // Shuts the queues down and joins their threads. Idempotent.
   void Shutdown();
 
+  // Waits until no Fetch or FetchStream call is left to answer and no
+  // request slot can still become one, or until `deadline`. Only after
+  // grpc::Server::Shutdown() began (from another thread) can that happen:
+  // until then there are always open slots. True if it happened.
+  //
+  // Why: gRPC's Shutdown(deadline) also waits for every client connection
+  // to close and for every health Watch to end. An idle gRPC C++ client
+  // closes up to 5 s after the GOAWAY, and the default health service ends
+  // Watches only at the deadline, so egressd would drain for nothing. Once
+  // this returns true, main cancels what is left at once.
+  bool AwaitNoCalls(absl::Time deadline);
+
  private:
   // Something a completion-queue event is for: every tag is one.
   class Tag {
@@ -89,6 +102,13 @@ class FetchService {
   absl::StatusOr<Request> MakeRequest(const grpc::ServerContext& context,
                                       const v1::FetchRequest& proto);
 
+  // Counts a request slot or call object (UnaryCall, StreamRpc) from its
+  // construction to its deletion. A slot that receives a call re-arms a new
+  // slot before it can be deleted, so the count reaches zero only once the
+  // server is shutting down and every call has ended.
+  void SlotOpened();
+  void SlotClosed();
+
   const FetchServiceOptions options_;
   HttpClient* const client_;
   v1::Fetcher::AsyncService service_;
@@ -96,6 +116,8 @@ class FetchService {
   std::vector<std::thread> threads_;
   bool shut_down_ = false;
   std::atomic<uint64_t> next_call_id_{1};
+  Mutex slots_mu_;
+  int64_t live_slots_ ABSL_GUARDED_BY(slots_mu_) = 0;
 };
 
 }  // namespace egress

@@ -12,7 +12,8 @@
 // SIGTERM or SIGINT: health turns NOT_SERVING and egressd prints
 //   EGRESSD_DRAINING grace=20s
 // then the Fetcher stops taking calls, in-flight ones get
-// timeouts.shutdown_grace to finish, the pool closes and egressd exits 0.
+// timeouts.shutdown_grace to finish, the pool closes and egressd exits 0,
+// as soon as the last Fetch has been answered.
 //
 // Everything else egressd says goes to stderr as JSON log lines
 // (server/log/log.h), the access log included; only --check_config, a
@@ -25,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -37,6 +39,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client_core/call/http_client.h"
+#include "grpc/grpc.h"
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -564,15 +567,23 @@ int Run(int raw_argc, char** raw_argv) {
               absl::FormatDuration(grace).c_str());
   std::fflush(stdout);
   const absl::Time give_up = absl::Now() + grace;
-  // Stops accepting calls and sends every connection a GOAWAY; waits for
-  // every call in flight and every connection to close until give_up, then
-  // cancels what is left. Measured with gRPC 1.51, two things besides
-  // Fetches keep it waiting after the last Fetch: an open health Watch
-  // stream, until give_up (the default health service ends Watches only when
-  // the server is destroyed); and an idle gRPC C++ client, up to 5 s (it
-  // reads the GOAWAY, answers the server's PING and closes only when its
-  // channel's backup poller next runs).
-  fetch_server->Shutdown(absl::ToChronoTime(give_up));
+  // Shutdown stops accepting calls and sends every connection a GOAWAY; it
+  // waits for every call in flight and every connection to close until
+  // give_up, then cancels what is left. Measured with gRPC 1.51, two things
+  // besides Fetches kept it waiting after the last Fetch: an open health
+  // Watch stream, until give_up (the default health service ends Watches
+  // only when the server is destroyed); and an idle gRPC C++ client, up to
+  // 5 s (it closes only when its channel's backup poller next runs). So it
+  // runs on its own thread, and once no Fetch is left to answer, what
+  // remains is cancelled at once: those connections are closed and the
+  // Watches end (their callers have seen NOT_SERVING, or see the stream end;
+  // both mean "go elsewhere").
+  std::thread drain(
+      [&] { fetch_server->Shutdown(absl::ToChronoTime(give_up)); });
+  if (fetch_service.AwaitNoCalls(give_up)) {
+    grpc_server_cancel_all_calls(fetch_server->c_server());
+  }
+  drain.join();
   client.Shutdown(absl::ZeroDuration());
   fetch_service.Shutdown();
   // WatchPoolEvents streams end (OK) once they have the pool's last events,

@@ -4,10 +4,10 @@
 // flight finish if the origin answers within timeouts.shutdown_grace and are
 // cancelled if it does not, and egressd exits 0 either way.
 //
-// Known limits of the drain (gRPC 1.51, see server/main.cc): an open health
-// Watch stream, and for up to 5 s an idle gRPC C++ client connection, keep
-// egressd draining until the grace ends. The tests cancel their Watch and keep
-// their connection busy, so they see the drain end with the last Fetch.
+// Once no Fetch is left to answer, egressd does not wait for idle client
+// connections (an idle gRPC C++ client closes up to 5 s after the GOAWAY) or
+// open health Watches (which gRPC's default health service ends only at the
+// deadline): it cancels them and exits (server/main.cc).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -244,6 +244,34 @@ TEST(GracefulShutdownTest, InFlightFetchesFinishAndNewOnesAreRefused) {
       << "egressd waited out the grace after the last Fetch had finished";
   EXPECT_EQ(origin.origin().requests_received(), 3)
       << "a Fetch started after SIGTERM reached the origin";
+}
+
+TEST(GracefulShutdownTest, IdleClientsAndHealthWatchesDoNotHoldTheDrain) {
+  GatedOrigin origin;
+  origin.Open();
+  auto started = EgressdProcess::Start({"--shutdown_grace=30s"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  EgressdProcess& egressd = **started;
+  // A Fetch that finished: the client's connection stays open, idle.
+  v1::FetchResponse response;
+  ASSERT_TRUE(egressd.Fetch(Get(origin.origin().Url("/slow")), &response).ok());
+  HealthWatch watch(egressd.fetch_channel());
+  ASSERT_EQ(watch.Next(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  ASSERT_EQ(kill(egressd.process().pid(), SIGTERM), 0);
+  const absl::Time sigterm = absl::Now();
+  // The Watch sees NOT_SERVING, or its stream ends: both say "go elsewhere".
+  const auto status = watch.Next();
+  EXPECT_THAT(status,
+              AnyOf(Eq(grpc::health::v1::HealthCheckResponse::NOT_SERVING),
+                    Eq(grpc::health::v1::HealthCheckResponse::UNKNOWN)));
+  absl::StatusOr<int> exit = egressd.process().Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit.ok()) << exit.status() << ": still draining";
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit;
+  // Before this change it waited for the open Watch until the 30 s grace.
+  // The bound leaves room for a slow machine; the old wait was >= 30 s.
+  EXPECT_LT(absl::Now() - sigterm, absl::Seconds(4))
+      << "egressd drained with no Fetch left to answer";
 }
 
 TEST(GracefulShutdownTest, AFetchOutlastingTheGraceIsCancelledAndEgressdExits) {
