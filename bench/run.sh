@@ -52,92 +52,14 @@ H2LOAD_SHAPE=(-t1 -c16 -m8)
 RESULTS="$ROOT/bench/results"
 RAW="$RESULTS/raw"
 WORK=$(mktemp -d /tmp/egress-bench.XXXXXX)
-PIDS=()
-
-log() { echo "bench: $*" >&2; }
-
-# Every process in the trees rooted at the given PIDs (roots included).
-descendants() {
-  ps -e -o pid= -o ppid= | awk -v roots="$*" '
-    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
-    { parent[$1] = $2 }
-    END {
-      changed = 1
-      while (changed) {
-        changed = 0
-        for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 }
-      }
-      for (p in keep) print p
-    }'
-}
-
-# utime + stime, in clock ticks, summed over the process trees of the PIDs.
-cpu_ticks() {
-  local total=0 pid stat rest
-  for pid in $(descendants "$@"); do
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-    rest=${stat##*) }  # the fields after "(comm)", which may hold spaces
-    # rest starts at field 3 (state): utime is field 14, stime field 15.
-    read -r -a f <<< "$rest"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
-
-stop_tree() {  # stop_tree PID: SIGTERM the tree, then SIGKILL what is left
-  local pid=$1 tree p i
-  tree=$(descendants "$pid")
-  # shellcheck disable=SC2086
-  kill -TERM $tree 2>/dev/null || true
-  for i in $(seq 1 50); do  # at most 5 s
-    local alive=0
-    for p in $tree; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" -eq 0 ] && return 0
-    sleep 0.1
-  done
-  # shellcheck disable=SC2086
-  kill -KILL $tree 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${PIDS[@]}"; do stop_tree "$pid"; done
-  wait 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then
-    # The servers' own logs usually say why.
-    tail -n 5 "$WORK"/*/error.log "$WORK"/*/stdout.log "$WORK"/egressd.err \
-      2>/dev/null >&2 || true
-  fi
-  if [ -n "${BENCH_KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
+LOG_PREFIX=bench
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+on_failure() {  # the servers' own logs usually say why
+  tail -n 5 "$WORK"/*/error.log "$WORK"/*/stdout.log "$WORK"/egressd.err 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Waits (at most 10 s) until something accepts on 127.0.0.1:$1.
-wait_port() {
-  local i
-  for i in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "nothing listens on 127.0.0.1:$1 after 10 s"
-  return 1
-}
-
-# N free loopback ports (the kernel picks them; a race with another program
-# binding the same port in between is possible, and fails loudly).
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
 
 # --- build ------------------------------------------------------------------
 log "building (-c opt)"
@@ -279,21 +201,6 @@ PIDS+=("$HAPROXY_PID")
   $EGRESSD_FLAGS > "$WORK/egressd.out" 2> "$WORK/egressd.err" &
 EGRESSD_PID=$!
 PIDS+=("$EGRESSD_PID")
-# Waits (at most 20 s) for a "NAME_READY listen=HOST:PORT" line in FILE from
-# PID, and prints PORT.
-ready_port() {
-  local file=$1 pid=$2 line
-  for _ in $(seq 1 200); do
-    line=$(grep -m1 '_READY ' "$file" 2>/dev/null || true)
-    if [ -n "$line" ]; then
-      sed -E 's/.* listen=[^ ]*:([0-9]+).*/\1/' <<< "$line"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  return 1
-}
 EGRESSD_PORT=$(ready_port "$WORK/egressd.out" "$EGRESSD_PID") || {
   log "egressd did not start:"; cat "$WORK/egressd.err" >&2; exit 1; }
 

@@ -25,55 +25,12 @@ PHASE_SECONDS=${PHASE_SECONDS:-10}
 CONCURRENCY=${CONCURRENCY:-16}
 H2_CALLS=${H2_CALLS:-1000}
 WORK=$(mktemp -d /tmp/egress-tls-bench.XXXXXX)
-PIDS=()
-log() { echo "tls_h2: $*" >&2; }
-
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then
-    tail -n 5 "$WORK"/*/error.log "$WORK"/*.err 2>/dev/null >&2 || true
-  fi
-  if [ -n "${BENCH_KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
+LOG_PREFIX=tls_h2
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+on_failure() { tail -n 5 "$WORK"/*/error.log "$WORK"/*.err 2>/dev/null; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-wait_port() {
-  local i
-  for i in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "nothing listens on 127.0.0.1:$1"; return 1
-}
-ready_port() {  # ready_port FILE PID: the listen port from EGRESSD_READY
-  local line
-  for _ in $(seq 1 200); do
-    line=$(grep -m1 'EGRESSD_READY ' "$1" 2>/dev/null || true)
-    if [ -n "$line" ]; then
-      # Keys in any order: " listen=H:P", " admin_listen=H:P".
-      echo "$(sed -E 's/.* listen=[^ ]*:([0-9]+).*/\1/' <<< "$line")" \
-        "$(sed -E 's/.* admin_listen=[^ ]*:([0-9]+).*/\1/' <<< "$line")"
-      return 0
-    fi
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  return 1
-}
 
 log "building (-c opt)"
 bazel build -c opt //server:egressd //server:egressctl //bench/loadgen:loadgen >&2
@@ -168,7 +125,7 @@ start_egressd() {  # start_egressd NAME EXTRA-FLAGS...: sets NAME_PORT NAME_ADMI
   local pid=$!
   PIDS+=("$pid")
   local ports
-  ports=$(ready_port "$WORK/$name.out" "$pid") || {
+  ports=$(ready_port "$WORK/$name.out" "$pid" listen admin_listen) || {
     log "egressd ($name) did not start"; cat "$WORK/$name.err" >&2; exit 1; }
   read -r "${name}_PORT" "${name}_ADMIN" <<< "$ports"
 }
