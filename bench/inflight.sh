@@ -77,8 +77,8 @@ bazel build -c opt //server:egressd //server:egressctl //bench/loadgen:loadgen >
 BIN=$(bazel info -c opt bazel-bin 2>/dev/null)
 # Copies, so that a rebuild by someone else during the run changes nothing.
 mkdir -p "$WORK/bin"
-cp "${EGRESSD_BIN:-$BIN/server/egressd}" "$BIN/server/egressctl" \
-  "$BIN/bench/loadgen/loadgen" "$WORK/bin/"
+cp "${EGRESSD_BIN:-$BIN/server/egressd}" "$WORK/bin/egressd"
+cp "$BIN/server/egressctl" "$BIN/bench/loadgen/loadgen" "$WORK/bin/"
 EGRESSD="$WORK/bin/egressd"; EGRESSCTL="$WORK/bin/egressctl"; LOADGEN="$WORK/bin/loadgen"
 ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 if [ ! -f "$ECHO_MODULE" ]; then
@@ -356,7 +356,7 @@ done
   echo "Issue 9, scenarios 5 and 7. $(date -u +%Y-%m-%dT%H:%MZ);" \
     "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'));" \
     "kernel $(uname -r); load $LOADAVG_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end."
-  echo "egressd $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet HEAD -- client_core server proto 2>/dev/null || echo '+local changes') (-c opt);" \
+  echo "egressd ${EGRESSD_BIN:+prebuilt $EGRESSD_BIN, tree }$(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet HEAD -- client_core server proto third_party 2>/dev/null || echo '+local changes') (-c opt);" \
     "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') with echo module" \
     "$(dpkg-query -W -f='${Version}' libnginx-mod-http-echo 2>/dev/null || echo ?);" \
     "gRPC $(dpkg-query -W -f='${Version}' libgrpc++-dev 2>/dev/null || echo ?);" \
