@@ -193,11 +193,12 @@ PIDS+=("$HAPROXY_PID")
 
 # --- egressd -----------------------------------------------------------------------
 # The pool may keep as many idle connections per origin as nginx's keepalive,
-# so that 128 concurrent streams never churn connections.
+# so that 128 concurrent streams never churn connections. No access log:
+# the peers run with theirs off.
 # shellcheck disable=SC2086
 "${NICE[@]}" "$EGRESSD" --listen=127.0.0.1:0 --admin_listen=127.0.0.1:0 \
   --event_loops=1 --completion_queues=1 --allow_cidr=127.0.0.0/8 \
-  --max_idle_connections=1024 --max_idle_per_address=256 \
+  --max_idle_connections=1024 --max_idle_per_address=256 --access_log=false \
   $EGRESSD_FLAGS > "$WORK/egressd.out" 2> "$WORK/egressd.err" &
 EGRESSD_PID=$!
 PIDS+=("$EGRESSD_PID")
@@ -333,7 +334,7 @@ done
   else
     echo "egressd_commit=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- client_core server proto 2>/dev/null || echo '+local changes')"
   fi
-  echo "egressd_flags=--event_loops=1 --completion_queues=1 --allow_cidr=127.0.0.0/8 --max_idle_connections=1024 --max_idle_per_address=256 $EGRESSD_FLAGS"
+  echo "egressd_flags=--event_loops=1 --completion_queues=1 --allow_cidr=127.0.0.0/8 --max_idle_connections=1024 --max_idle_per_address=256 --access_log=false $EGRESSD_FLAGS"
   echo "loadavg_start=$LOADAVG_START"
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "phase_seconds=$PHASE_SECONDS"
