@@ -79,6 +79,7 @@ PoolState ReadPoolState(HttpClient& client, const CallMetrics& call_metrics) {
   state.options = client.pool().options();
   state.calls = client.totals();
   state.leaks_total = client.leaks().total();
+  state.resilience = client.resilience();
   state.call_metrics = call_metrics.Read();
   return state;
 }
@@ -150,6 +151,24 @@ void WritePoolMetrics(const PoolState& state, const PoolMetricsOptions& options,
   w->Family("egressd_leaks_total", MetricType::kCounter,
             "Leaked allocations detected since start (PoolAdmin.ListLeaks).");
   w->Sample({}, state.leaks_total);
+
+  const ResilienceTotals& r = state.resilience;
+  w->Family("egressd_safety_events_total", MetricType::kCounter,
+            "What the safety and resilience features did since start: "
+            "connect retries started and refused by the retry budget, "
+            "redirects followed, calls refused by the per-caller limit or "
+            "the request limits, exchanges ended by the first-byte or "
+            "idle-read timeout, responses decoded, decodings stopped by a "
+            "size or ratio limit.");
+  w->Sample({{"event", "connect_retry"}}, r.connect_retries);
+  w->Sample({{"event", "retry_budget_exhausted"}}, r.retry_budget_exhausted);
+  w->Sample({{"event", "redirect_followed"}}, r.redirects_followed);
+  w->Sample({{"event", "rejected_per_caller"}}, r.rejected_per_caller);
+  w->Sample({{"event", "rejected_request_limits"}}, r.rejected_request_limits);
+  w->Sample({{"event", "first_byte_timeout"}}, r.first_byte_timeouts);
+  w->Sample({{"event", "idle_read_timeout"}}, r.idle_read_timeouts);
+  w->Sample({{"event", "response_decoded"}}, r.responses_decoded);
+  w->Sample({{"event", "decompression_limit"}}, r.decompression_limit_hits);
 
   w->Family("egressd_cleanup_wakeups_total", MetricType::kCounter,
             "Times the pool's eviction timer woke up.");

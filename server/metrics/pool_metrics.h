@@ -30,6 +30,7 @@ struct PoolState {
   PoolOptions options;
   CallTotals calls;
   uint64_t leaks_total = 0;
+  ResilienceTotals resilience;
   CallMetrics::Reading call_metrics;
 };
 

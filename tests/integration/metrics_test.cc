@@ -184,7 +184,8 @@ class MetricsTest : public ::testing::Test {
     NginxOptions options;
     // Answered with "Connection: close": a close for its own reason.
     options.server_directives =
-        "location = /close { keepalive_timeout 0; return 200 \"bye\\n\"; }";
+        "location = /close { keepalive_timeout 0; return 200 \"bye\\n\"; }\n"
+        "location = /moved { return 302 /hello.txt; }";
     auto nginx = NginxServer::Start(options);
     ASSERT_TRUE(nginx.ok()) << nginx.status();
     nginx_ = *std::move(nginx);
@@ -317,6 +318,35 @@ TEST_F(MetricsTest, CountersMatchPoolStats) {
 
   // No per-address series without --metrics_per_address.
   EXPECT_EQ(FindFamily(m, "egressd_address_connections"), nullptr);
+}
+
+TEST_F(MetricsTest, SafetyEventsCountRedirectsAndRefusedRequests) {
+  std::unique_ptr<EgressdProcess> egressd = StartEgressd();
+  ASSERT_NE(egressd, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    v1::FetchRequest moved = Get(nginx_->Url("/moved"));
+    moved.set_follow_redirects(true);
+    v1::FetchResponse response;
+    ASSERT_TRUE(egressd->Fetch(moved, &response).ok());
+    EXPECT_EQ(response.status_code(), 200);
+  }
+  // Over the default max_request_url_bytes (16 KiB): refused, counted.
+  v1::FetchResponse refused;
+  EXPECT_EQ(egressd
+                ->Fetch(Get(nginx_->Url("/" + std::string(20 * 1024, 'a'))),
+                        &refused)
+                .error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  std::vector<ParsedFamily> m = ScrapeMetrics(egressd->metrics_port());
+  EXPECT_EQ(Value(m, "egressd_safety_events_total", "event",
+                  "redirect_followed"),
+            2);
+  EXPECT_EQ(Value(m, "egressd_safety_events_total", "event",
+                  "rejected_request_limits"),
+            1);
+  EXPECT_EQ(Value(m, "egressd_safety_events_total", "event", "connect_retry"),
+            0);
 }
 
 TEST_F(MetricsTest, PerAddressSeriesWithTheFlag) {

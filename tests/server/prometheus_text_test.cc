@@ -396,6 +396,11 @@ PoolState SomeState() {
   s.calls.on_new_connection = 10;
   s.calls.on_reused_connection = 10;
   s.leaks_total = 1;
+  s.resilience.connect_retries = 3;
+  s.resilience.retry_budget_exhausted = 1;
+  s.resilience.redirects_followed = 8;
+  s.resilience.first_byte_timeouts = 2;
+  s.resilience.decompression_limit_hits = 5;
   CallMetrics m;
   m.Record(Succeeded(absl::Milliseconds(3), true));
   s.call_metrics = m.Read();
@@ -459,6 +464,21 @@ TEST(PoolMetricsTest, TheWholeTextIsStrictlyValidAndHoldsTheCounts) {
   EXPECT_EQ(
       FindFamily(*parsed, "egressd_cleanup_wakeups_total")->samples[0].value,
       6);
+  const ParsedFamily* safety =
+      FindFamily(*parsed, "egressd_safety_events_total");
+  ASSERT_NE(safety, nullptr);
+  EXPECT_EQ(safety->type, "counter");
+  EXPECT_EQ(ByLabel(*safety, "event"),
+            (std::map<std::string, double>{{"connect_retry", 3},
+                                           {"retry_budget_exhausted", 1},
+                                           {"redirect_followed", 8},
+                                           {"rejected_per_caller", 0},
+                                           {"rejected_request_limits", 0},
+                                           {"first_byte_timeout", 2},
+                                           {"idle_read_timeout", 0},
+                                           {"response_decoded", 0},
+                                           {"decompression_limit", 5}}))
+      << "every event, zeros too";
 
   for (const char* name :
        {"egressd_request_duration_seconds",
