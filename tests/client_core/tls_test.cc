@@ -137,8 +137,11 @@ TEST_F(TlsTest, VerifiedHandshakeServesAndReportsTheSession) {
   EXPECT_FALSE(info->CertificateCovers("b.test"));
 
   // nginx saw SNI a.test.
-  std::vector<egress::testing::NginxAccessLogEntry> log =
-      nginx->AccessLogEntries();
+  // nginx logs a request when it finalizes it, maybe after we have the
+  // response: wait for the line.
+  auto awaited = nginx->AwaitAccessLogEntries(1);
+  ASSERT_TRUE(awaited.ok()) << awaited.status();
+  std::vector<egress::testing::NginxAccessLogEntry> log = *awaited;
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0].sni, "a.test");
 }
@@ -231,7 +234,9 @@ TEST_F(TlsTest, IpSanCoversAnIpLiteralUrl) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status_code, 200);
   // No SNI for an IP literal (RFC 6066 section 3).
-  EXPECT_EQ(nginx->AccessLogEntries().at(0).sni, "");
+  auto log = nginx->AwaitAccessLogEntries(1);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->at(0).sni, "");
 }
 
 TEST_F(TlsTest, SystemTrustStoreAloneDoesNotTrustTheTestCa) {
@@ -301,8 +306,9 @@ TEST_F(TlsTest, SessionsAreResumedOnNewConnections) {
   EXPECT_EQ(stats.handshakes, static_cast<uint64_t>(kConnections));
   // Every connection after the first resumed the session of the one before.
   EXPECT_EQ(stats.resumed, static_cast<uint64_t>(kConnections - 1));
-  std::vector<egress::testing::NginxAccessLogEntry> log =
-      nginx->AccessLogEntries();
+  auto awaited = nginx->AwaitAccessLogEntries(kConnections);
+  ASSERT_TRUE(awaited.ok()) << awaited.status();
+  std::vector<egress::testing::NginxAccessLogEntry> log = *awaited;
   ASSERT_EQ(log.size(), static_cast<size_t>(kConnections));
   EXPECT_FALSE(log[0].session_reused);
   for (int i = 1; i < kConnections; ++i) EXPECT_TRUE(log[i].session_reused);
@@ -337,8 +343,9 @@ TEST_F(TlsTest, ClientCertificateForMutualTls) {
       Get(*client, nginx->UrlFor("https", "b.test", "/hello.txt"));
   ASSERT_TRUE(without.ok()) << without.status();
   EXPECT_EQ(without->status_code, 400);
-  std::vector<egress::testing::NginxAccessLogEntry> log =
-      nginx->AccessLogEntries();
+  auto awaited = nginx->AwaitAccessLogEntries(2);
+  ASSERT_TRUE(awaited.ok()) << awaited.status();
+  std::vector<egress::testing::NginxAccessLogEntry> log = *awaited;
   ASSERT_EQ(log.size(), 2u);
   EXPECT_EQ(log[0].client_verify, "SUCCESS");
   EXPECT_EQ(log[1].client_verify, "NONE");
