@@ -24,17 +24,6 @@ namespace {
 // What the connection does after a reply.
 enum class After { kKeepAlive, kClose, kReset };
 
-bool SendAll(int fd, absl::string_view data) {
-  size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t w =
-        send(fd, data.data() + written, data.size() - written, MSG_NOSIGNAL);
-    if (w <= 0) return false;
-    written += static_cast<size_t>(w);
-  }
-  return true;
-}
-
 std::map<std::string, std::string> ParseQuery(absl::string_view query) {
   std::map<std::string, std::string> out;
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
@@ -79,54 +68,28 @@ std::string FaultOrigin::Gzip(const std::string& data) {
   return out;
 }
 
-FaultOrigin::FaultOrigin(const Options& options) : options_(options) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      listen(listen_fd_, 1024) != 0) {
-    abort();
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+FaultOrigin::FaultOrigin(const Options& options)
+    : options_(options), server_(/*backlog=*/1024) {
+  server_.Start([this](int fd, int /*connection*/) { Serve(fd); });
 }
 
 FaultOrigin::~FaultOrigin() {
-  std::vector<std::thread> workers;
   {
     MutexLock lock(&mu_);
-    stopping_ = true;
+    stopping_ = true;  // ends Sleep()s at once
   }
-  shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  close(listen_fd_);
-  {
-    MutexLock lock(&mu_);
-    // Ends blocked reads; writes fail.
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (auto& t : workers) t.join();
+  server_.Stop();
 }
 
 std::string FaultOrigin::Url(const std::string& path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, path);
+  return absl::StrCat("http://127.0.0.1:", server_.port(), path);
 }
 
 int FaultOrigin::connections_accepted() const {
-  MutexLock lock(&mu_);
-  return accepted_;
+  return server_.connections_accepted();
 }
 
-int FaultOrigin::connections_open() const {
-  MutexLock lock(&mu_);
-  return static_cast<int>(open_fds_.size());
-}
+int FaultOrigin::connections_open() const { return server_.connections_open(); }
 
 int FaultOrigin::requests_received() const {
   MutexLock lock(&mu_);
@@ -149,21 +112,6 @@ bool FaultOrigin::Sleep(absl::Duration d) {
   MutexLock lock(&mu_);
   return !mu_.AwaitWithTimeout(
       [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; }, d);
-}
-
-void FaultOrigin::AcceptLoop() {
-  for (;;) {
-    const int fd = accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) return;
-    MutexLock lock(&mu_);
-    if (stopping_) {
-      close(fd);
-      return;
-    }
-    ++accepted_;
-    open_fds_.push_back(fd);
-    workers_.emplace_back([this, fd] { Serve(fd); });
-  }
 }
 
 void FaultOrigin::Serve(int fd) {
@@ -334,14 +282,10 @@ void FaultOrigin::Serve(int fd) {
     }
   }
 done:
-  MutexLock lock(&mu_);
-  open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
-                  open_fds_.end());
   if (after == After::kReset) {
-    linger l{1, 0};  // close() sends a RST instead of a FIN
+    linger l{1, 0};  // the server's close() sends a RST instead of a FIN
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   }
-  close(fd);
 }
 
 }  // namespace egress::testing

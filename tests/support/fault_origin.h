@@ -31,14 +31,12 @@
 #ifndef EGRESS_TESTS_SUPPORT_FAULT_ORIGIN_H_
 #define EGRESS_TESTS_SUPPORT_FAULT_ORIGIN_H_
 
-#include <atomic>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "client_core/base/sync.h"
+#include "tests/support/loopback_server.h"
 
 namespace egress::testing {
 
@@ -58,7 +56,7 @@ class FaultOrigin {
   FaultOrigin(const FaultOrigin&) = delete;
   FaultOrigin& operator=(const FaultOrigin&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   // "http://127.0.0.1:PORT" + path.
   std::string Url(const std::string& path) const;
 
@@ -76,22 +74,16 @@ class FaultOrigin {
   static std::string Gzip(const std::string& data);
 
  private:
-  void AcceptLoop();
   void Serve(int fd);
   // Sleeps `d` or until the origin stops; false if it stopped.
   bool Sleep(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread acceptor_;
   mutable Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
-  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   int requests_ ABSL_GUARDED_BY(mu_) = 0;
   int idle_closes_ ABSL_GUARDED_BY(mu_) = 0;
+  LoopbackServer server_;
 };
 
 }  // namespace egress::testing

@@ -19,17 +19,6 @@
 namespace egress::testing {
 namespace {
 
-bool SendAll(int fd, const std::string& bytes) {
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t w = send(fd, bytes.data() + written, bytes.size() - written,
-                           MSG_NOSIGNAL);
-    if (w <= 0) return false;
-    written += w;
-  }
-  return true;
-}
-
 // Connects to "ip:port" / "[ip6]:port" when the IP is loopback; -1
 // otherwise. Test servers never dial anything else.
 int ConnectLoopback(const std::string& target) {
@@ -81,56 +70,16 @@ int ConnectLoopback(const std::string& target) {
 }
 
 // Copies bytes both ways until either side closes (or is shut down).
-void Pump(int a, int b) {
-  char buffer[16384];
-  pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
-  while (true) {
-    if (poll(fds, 2, -1) < 0) return;
-    for (int i = 0; i < 2; ++i) {
-      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-      if (n <= 0) return;
-      if (!SendAll(fds[1 - i].fd, std::string(buffer, n))) return;
-    }
-  }
-}
-
 }  // namespace
 
 FaultProxy::FaultProxy(Script script) : script_(std::move(script)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      listen(listen_fd_, 128) != 0) {
-    abort();
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  server_.Start([this](int fd, int connection) { Serve(fd, connection); });
 }
 
-FaultProxy::~FaultProxy() {
-  stopping_ = true;
-  shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  close(listen_fd_);
-  std::vector<std::thread> workers;
-  {
-    MutexLock lock(&mu_);
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (auto& t : workers) t.join();
-}
+FaultProxy::~FaultProxy() { server_.Stop(); }
 
 int FaultProxy::connections_accepted() const {
-  MutexLock lock(&mu_);
-  return accepted_;
+  return server_.connections_accepted();
 }
 
 std::vector<FaultProxy::Request> FaultProxy::requests() const {
@@ -166,42 +115,20 @@ std::string FaultProxy::BasicCredentials(const std::string& user,
                       absl::Base64Escape(absl::StrCat(user, ":", password)));
 }
 
-void FaultProxy::Track(int fd) {
-  MutexLock lock(&mu_);
-  open_fds_.push_back(fd);
-}
-
-void FaultProxy::Untrack(int fd) {
-  MutexLock lock(&mu_);
-  open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
-                  open_fds_.end());
-}
-
-void FaultProxy::AcceptLoop() {
-  while (!stopping_) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) return;
-    MutexLock lock(&mu_);
-    const int connection = accepted_++;
-    open_fds_.push_back(fd);
-    workers_.emplace_back([this, fd, connection] { Serve(fd, connection); });
-  }
-}
-
 void FaultProxy::Relay(int client_fd, const std::string& target,
                        const std::string& early_bytes) {
   const int upstream = ConnectLoopback(target);
   if (upstream < 0) return;
-  Track(upstream);
+  server_.Track(upstream);
   if (!SendAll(upstream, early_bytes)) {
-    Untrack(upstream);
+    server_.Untrack(upstream);
     close(upstream);
     return;
   }
   // The destructor may have shut every tracked fd down just before
   // `upstream` was tracked; do not start pumping then.
-  if (!stopping_) Pump(client_fd, upstream);
-  Untrack(upstream);
+  if (!server_.stopping()) PumpBothWays(client_fd, upstream);
+  server_.Untrack(upstream);
   close(upstream);
 }
 
@@ -212,7 +139,7 @@ void FaultProxy::Serve(int fd, int connection) {
     size_t end;
     while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
       const ssize_t n = read(fd, chunk, sizeof chunk);
-      if (n <= 0) goto done;
+      if (n <= 0) return;
       buffer.append(chunk, n);
     }
     {
@@ -244,7 +171,7 @@ void FaultProxy::Serve(int fd, int connection) {
       }
       while (buffer.size() < end + 4 + body_length) {
         const ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n <= 0) goto done;
+        if (n <= 0) return;
         buffer.append(chunk, n);
       }
       buffer.erase(0, end + 4 + body_length);
@@ -255,17 +182,14 @@ void FaultProxy::Serve(int fd, int connection) {
         requests_.push_back(request);
       }
       const Reply reply = script_(n, request);
-      if (!SendAll(fd, reply.bytes)) goto done;
+      if (!SendAll(fd, reply.bytes)) return;
       if (reply.tunnel && request.method == "CONNECT") {
         Relay(fd, request.target, buffer);
-        goto done;
+        return;
       }
-      if (reply.close_after) goto done;
+      if (reply.close_after) return;
     }
   }
-done:
-  Untrack(fd);
-  close(fd);
 }
 
 }  // namespace egress::testing

@@ -10,15 +10,14 @@
 #ifndef EGRESS_TESTS_SUPPORT_FAULT_PROXY_H_
 #define EGRESS_TESTS_SUPPORT_FAULT_PROXY_H_
 
-#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "client_core/base/sync.h"
+#include "tests/support/loopback_server.h"
 
 namespace egress::testing {
 
@@ -56,7 +55,7 @@ class FaultProxy {
   FaultProxy(const FaultProxy&) = delete;
   FaultProxy& operator=(const FaultProxy&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
 
   int connections_accepted() const ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<Request> requests() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -76,25 +75,16 @@ class FaultProxy {
                                       const std::string& password);
 
  private:
-  void AcceptLoop();
   void Serve(int fd, int connection);
   // Tunnels `client_fd` to `target`, first forwarding `early_bytes` (sent
   // by the client after its CONNECT, before the reply).
   void Relay(int client_fd, const std::string& target,
              const std::string& early_bytes);
-  void Track(int fd) ABSL_LOCKS_EXCLUDED(mu_);
-  void Untrack(int fd) ABSL_LOCKS_EXCLUDED(mu_);
 
   Script script_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
   mutable Mutex mu_;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
-  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Request> requests_ ABSL_GUARDED_BY(mu_);
+  LoopbackServer server_;
 };
 
 }  // namespace egress::testing

@@ -17,43 +17,17 @@
 namespace egress::testing {
 
 ScriptedOrigin::ScriptedOrigin(Script script) : script_(std::move(script)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      listen(listen_fd_, 128) != 0) {
-    abort();
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  server_.Start([this](int fd, int /*connection*/) { Serve(fd); });
 }
 
-ScriptedOrigin::~ScriptedOrigin() {
-  stopping_ = true;
-  shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  close(listen_fd_);
-  std::vector<std::thread> workers;
-  {
-    MutexLock lock(&mu_);
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (auto& t : workers) t.join();
-}
+ScriptedOrigin::~ScriptedOrigin() { server_.Stop(); }
 
 std::string ScriptedOrigin::Url(const std::string& path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, path);
+  return absl::StrCat("http://127.0.0.1:", server_.port(), path);
 }
 
 int ScriptedOrigin::connections_accepted() const {
-  MutexLock lock(&mu_);
-  return accepted_;
+  return server_.connections_accepted();
 }
 
 int ScriptedOrigin::requests_received() const {
@@ -80,17 +54,6 @@ std::string ScriptedOrigin::Ok(const std::string& body) {
                       "\r\n\r\n", body);
 }
 
-void ScriptedOrigin::AcceptLoop() {
-  while (!stopping_) {
-    const int fd = accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) return;
-    MutexLock lock(&mu_);
-    ++accepted_;
-    open_fds_.push_back(fd);
-    workers_.emplace_back([this, fd] { Serve(fd); });
-  }
-}
-
 void ScriptedOrigin::Serve(int fd) {
   std::string buffer;
   char chunk[4096];
@@ -98,7 +61,7 @@ void ScriptedOrigin::Serve(int fd) {
     size_t end;
     while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
       const ssize_t n = read(fd, chunk, sizeof chunk);
-      if (n <= 0) goto done;
+      if (n <= 0) return;
       buffer.append(chunk, n);
     }
     {
@@ -112,7 +75,7 @@ void ScriptedOrigin::Serve(int fd) {
       }
       while (buffer.size() < end + 4 + body_length) {
         const ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n <= 0) goto done;
+        if (n <= 0) return;
         buffer.append(chunk, n);
       }
       buffer.erase(0, end + 4 + body_length);
@@ -122,28 +85,16 @@ void ScriptedOrigin::Serve(int fd) {
         n = requests_++;
       }
       const Reply reply = script_(n, head);
-      size_t written = 0;
-      while (written < reply.bytes.size()) {
-        const ssize_t w = send(fd, reply.bytes.data() + written,
-                               reply.bytes.size() - written, MSG_NOSIGNAL);
-        if (w <= 0) goto done;
-        written += w;
-      }
+      if (!SendAll(fd, reply.bytes)) return;
       if (reply.close_after) {
+        // The FIN goes out now; the server closes the descriptor on return.
+        shutdown(fd, SHUT_RDWR);
         MutexLock lock(&mu_);
-        open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
-                        open_fds_.end());
-        close(fd);
         ++closed_by_origin_;
         return;
       }
     }
   }
-done:
-  MutexLock lock(&mu_);
-  open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
-                  open_fds_.end());
-  close(fd);
 }
 
 }  // namespace egress::testing

@@ -5,14 +5,12 @@
 #ifndef EGRESS_TESTS_SUPPORT_SCRIPTED_ORIGIN_H_
 #define EGRESS_TESTS_SUPPORT_SCRIPTED_ORIGIN_H_
 
-#include <atomic>
 #include <functional>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "client_core/base/sync.h"
+#include "tests/support/loopback_server.h"
 
 namespace egress::testing {
 
@@ -31,7 +29,7 @@ class ScriptedOrigin {
   explicit ScriptedOrigin(Script script);
   ~ScriptedOrigin();  // stops accepting, closes connections, joins threads
 
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   std::string Url(const std::string& path) const;
 
   int connections_accepted() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -46,20 +44,13 @@ class ScriptedOrigin {
   static std::string Ok(const std::string& body);
 
  private:
-  void AcceptLoop();
   void Serve(int fd);
 
   Script script_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
   mutable Mutex mu_;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
-  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   int requests_ ABSL_GUARDED_BY(mu_) = 0;
   int closed_by_origin_ ABSL_GUARDED_BY(mu_) = 0;
+  LoopbackServer server_;
 };
 
 }  // namespace egress::testing

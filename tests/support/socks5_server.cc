@@ -25,14 +25,8 @@ bool ReadExactly(int fd, void* out, size_t n) {
 }
 
 bool SendAll(int fd, const void* data, size_t n) {
-  const auto* p = static_cast<const char*>(data);
-  size_t written = 0;
-  while (written < n) {
-    const ssize_t w = send(fd, p + written, n - written, MSG_NOSIGNAL);
-    if (w <= 0) return false;
-    written += w;
-  }
-  return true;
+  return egress::testing::SendAll(
+      fd, absl::string_view(static_cast<const char*>(data), n));
 }
 
 bool SendReply(int fd, uint8_t code) {
@@ -41,57 +35,17 @@ bool SendReply(int fd, uint8_t code) {
   return SendAll(fd, reply, sizeof reply);
 }
 
-void Pump(int a, int b) {
-  char buffer[16384];
-  pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
-  while (true) {
-    if (poll(fds, 2, -1) < 0) return;
-    for (int i = 0; i < 2; ++i) {
-      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-      if (n <= 0) return;
-      if (!SendAll(fds[1 - i].fd, buffer, n)) return;
-    }
-  }
-}
-
 }  // namespace
 
 Socks5Server::Socks5Server(Socks5ServerOptions options)
     : options_(std::move(options)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      listen(listen_fd_, 128) != 0) {
-    abort();
-  }
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  server_.Start([this](int fd, int connection) { Serve(fd, connection); });
 }
 
-Socks5Server::~Socks5Server() {
-  stopping_ = true;
-  shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  close(listen_fd_);
-  std::vector<std::thread> workers;
-  {
-    MutexLock lock(&mu_);
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (auto& t : workers) t.join();
-}
+Socks5Server::~Socks5Server() { server_.Stop(); }
 
 int Socks5Server::connections_accepted() const {
-  MutexLock lock(&mu_);
-  return accepted_;
+  return server_.connections_accepted();
 }
 
 std::vector<Socks5Server::Handshake> Socks5Server::handshakes() const {
@@ -102,28 +56,6 @@ std::vector<Socks5Server::Handshake> Socks5Server::handshakes() const {
 void Socks5Server::Record(const Handshake& handshake) {
   MutexLock lock(&mu_);
   handshakes_.push_back(handshake);
-}
-
-void Socks5Server::Track(int fd) {
-  MutexLock lock(&mu_);
-  open_fds_.push_back(fd);
-}
-
-void Socks5Server::Untrack(int fd) {
-  MutexLock lock(&mu_);
-  open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd),
-                  open_fds_.end());
-}
-
-void Socks5Server::AcceptLoop() {
-  while (!stopping_) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) return;
-    MutexLock lock(&mu_);
-    const int connection = accepted_++;
-    open_fds_.push_back(fd);
-    workers_.emplace_back([this, fd, connection] { Serve(fd, connection); });
-  }
 }
 
 int Socks5Server::Negotiate(int fd, Handshake* h, bool* recorded) {
@@ -274,13 +206,13 @@ void Socks5Server::Serve(int fd, int connection) {
   // Not recorded yet when the client went away mid-handshake.
   if (!recorded) Record(handshake);
   if (upstream >= 0) {
-    Track(upstream);
-    if (!stopping_) Pump(fd, upstream);
-    Untrack(upstream);
+    server_.Track(upstream);
+    // Stop() may have shut the tracked fds down just before `upstream` was
+    // tracked; do not start pumping then.
+    if (!server_.stopping()) PumpBothWays(fd, upstream);
+    server_.Untrack(upstream);
     close(upstream);
   }
-  Untrack(fd);
-  close(fd);
 }
 
 }  // namespace egress::testing

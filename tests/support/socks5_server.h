@@ -18,15 +18,14 @@
 #ifndef EGRESS_TESTS_SUPPORT_SOCKS5_SERVER_H_
 #define EGRESS_TESTS_SUPPORT_SOCKS5_SERVER_H_
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "client_core/base/sync.h"
+#include "tests/support/loopback_server.h"
 
 namespace egress::testing {
 
@@ -69,30 +68,21 @@ class Socks5Server {
   Socks5Server(const Socks5Server&) = delete;
   Socks5Server& operator=(const Socks5Server&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   int connections_accepted() const ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<Handshake> handshakes() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  void AcceptLoop();
   void Serve(int fd, int connection);
   // Runs the handshake; returns the upstream fd to relay to, or -1. Records
   // the handshake (setting *recorded) before its last answer goes out.
   int Negotiate(int fd, Handshake* handshake, bool* recorded);
   void Record(const Handshake& handshake) ABSL_LOCKS_EXCLUDED(mu_);
-  void Track(int fd) ABSL_LOCKS_EXCLUDED(mu_);
-  void Untrack(int fd) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Socks5ServerOptions options_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
   mutable Mutex mu_;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
-  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Handshake> handshakes_ ABSL_GUARDED_BY(mu_);
+  LoopbackServer server_;
 };
 
 }  // namespace egress::testing
