@@ -22,6 +22,7 @@
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/execute_and_wait.h"
 #include "tests/support/scripted_origin.h"
 
 namespace egress {
@@ -59,14 +60,7 @@ absl::StatusOr<Response> Fetch(HttpClient& client, const std::string& url) {
   request.method = "GET";
   request.url = *ParseUrl(url);
   request.deadline = absl::Now() + absl::Seconds(20);
-  Notification done;
-  absl::StatusOr<Response> result;
-  client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return testing::ExecuteAndWait(client, std::move(request));
 }
 
 uint64_t PolicyFailures(HttpClient& client) {

@@ -16,6 +16,7 @@
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/execute_and_wait.h"
 #include "tests/support/h2_fault_server.h"
 #include "tests/support/nghttpd.h"
 #include "tests/support/nginx.h"
@@ -46,14 +47,7 @@ Request Get(const std::string& url) {
 }
 
 absl::StatusOr<Response> Call(HttpClient& client, Request request) {
-  Notification done;
-  absl::StatusOr<Response> result;
-  client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return testing::ExecuteAndWait(client, std::move(request));
 }
 
 // Starts `n` calls at once and waits for all of them.

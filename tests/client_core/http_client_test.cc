@@ -14,6 +14,7 @@
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/execute_and_wait.h"
 #include "tests/support/nginx.h"
 #include "tests/support/scripted_origin.h"
 #include "tests/support/subprocess.h"
@@ -49,14 +50,7 @@ class RecordingListener : public PoolListener {
 
 // Runs `request` and waits for its result.
 absl::StatusOr<Response> Call(HttpClient& client, Request request) {
-  Notification done;
-  absl::StatusOr<Response> result;
-  client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return testing::ExecuteAndWait(client, std::move(request));
 }
 
 absl::StatusOr<Response> Call(HttpClient& client, const std::string& method,

@@ -18,6 +18,7 @@
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/execute_and_wait.h"
 #include "tests/support/nginx.h"
 #include "tests/support/socks5_server.h"
 #include "tests/support/squid.h"
@@ -50,14 +51,7 @@ absl::StatusOr<Response> Get(HttpClient& client, const std::string& url) {
   request.method = "GET";
   request.url = ParseUrl(url).value();
   request.deadline = absl::Now() + absl::Seconds(10);
-  Notification done;
-  absl::StatusOr<Response> result;
-  client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return testing::ExecuteAndWait(client, std::move(request));
 }
 
 Proxy HttpProxy(const std::string& name, int port, std::string user = "",

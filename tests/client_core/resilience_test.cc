@@ -17,6 +17,7 @@
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/execute_and_wait.h"
 #include "tests/support/fault_origin.h"
 
 namespace egress {
@@ -27,14 +28,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 absl::StatusOr<Response> Call(HttpClient& client, Request request) {
-  Notification done;
-  absl::StatusOr<Response> result;
-  client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return testing::ExecuteAndWait(client, std::move(request));
 }
 
 Request Make(const std::string& method, const std::string& url) {

@@ -13,6 +13,7 @@
 #include "client_core/url/url.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/execute_and_wait.h"
 #include "tests/support/nginx.h"
 #include "tests/support/test_pki.h"
 
@@ -34,14 +35,7 @@ absl::StatusOr<Response> Get(HttpClient& client, const std::string& url) {
   if (!parsed.ok()) return parsed.status();
   request.url = *parsed;
   request.deadline = absl::Now() + absl::Seconds(10);
-  Notification done;
-  absl::StatusOr<Response> result;
-  client.Execute(std::move(request), [&](absl::StatusOr<Response> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return testing::ExecuteAndWait(client, std::move(request));
 }
 
 // Test hosts resolve to loopback only.
