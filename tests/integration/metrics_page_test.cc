@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/egressd_process.h"
 #include "tests/support/nginx.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/subprocess.h"
 
 namespace egress::testing {
@@ -60,25 +61,8 @@ std::string OutputsDir() {
 
 // GET `path` from 127.0.0.1:`port`; true on a 200.
 bool Get200(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-    char buffer[4096];
-    ssize_t n;
-    while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0)
-      reply.append(buffer, n);
-  }
-  close(fd);
-  return reply.rfind("HTTP/1.1 200 ", 0) == 0;
+  absl::StatusOr<RawHttpReply> reply = RawHttp(port, "GET", path);
+  return reply.ok() && reply->status == 200;
 }
 
 struct ChromiumRun {

@@ -35,6 +35,7 @@
 #include "server/metrics/exposition_parser.h"
 #include "tests/support/egressd_process.h"
 #include "tests/support/nginx.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/subprocess.h"
 
 namespace egress::testing {
@@ -46,76 +47,9 @@ using ::egress::metrics::ParseExposition;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct HttpReply {
-  int status = 0;
-  // Lower-case names.
-  std::map<std::string, std::string> headers;
-  std::string body;
-};
-
-// Sends `request` as is to 127.0.0.1:`port` and reads the response to EOF.
-absl::StatusOr<HttpReply> Exchange(int port, const std::string& request) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket");
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return absl::UnavailableError(absl::StrCat("connect to port ", port));
-  }
-  size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n =
-        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;  // the server may answer (431) before reading it all
-    sent += static_cast<size_t>(n);
-  }
-  std::string raw;
-  char buffer[65536];
-  while (true) {
-    const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) break;
-    raw.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  const size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos) {
-    return absl::DataLossError(absl::StrCat("no response head in '", raw, "'"));
-  }
-  HttpReply reply;
-  std::vector<std::string> lines =
-      absl::StrSplit(raw.substr(0, head_end), "\r\n");
-  std::vector<std::string> status_line = absl::StrSplit(lines[0], ' ');
-  if (status_line.size() < 2 || status_line[0] != "HTTP/1.1" ||
-      !absl::SimpleAtoi(status_line[1], &reply.status)) {
-    return absl::DataLossError(absl::StrCat("bad status line: ", lines[0]));
-  }
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const size_t colon = lines[i].find(": ");
-    if (colon == std::string::npos) {
-      return absl::DataLossError(absl::StrCat("bad header: ", lines[i]));
-    }
-    reply.headers[absl::AsciiStrToLower(lines[i].substr(0, colon))] =
-        lines[i].substr(colon + 2);
-  }
-  reply.body = raw.substr(head_end + 4);
-  return reply;
-}
-
-absl::StatusOr<HttpReply> Http(int port, const std::string& method,
-                               const std::string& path) {
-  return Exchange(port, absl::StrCat(method, " ", path,
-                                     " HTTP/1.1\r\nHost: 127.0.0.1:", port,
-                                     "\r\nConnection: close\r\n\r\n"));
-}
-
 // GET /metrics, parsed strictly.
 std::vector<ParsedFamily> ScrapeMetrics(int port) {
-  absl::StatusOr<HttpReply> reply = Http(port, "GET", "/metrics");
+  absl::StatusOr<RawHttpReply> reply = RawHttp(port, "GET", "/metrics");
   EXPECT_TRUE(reply.ok()) << reply.status();
   if (!reply.ok()) return {};
   EXPECT_EQ(reply->status, 200) << reply->body;
@@ -159,7 +93,7 @@ double Seconds(const google::protobuf::Duration& d) {
 // GET /api/pool as a protobuf Struct (a strict JSON parser).
 google::protobuf::Struct PoolJson(int port) {
   google::protobuf::Struct json;
-  absl::StatusOr<HttpReply> reply = Http(port, "GET", "/api/pool");
+  absl::StatusOr<RawHttpReply> reply = RawHttp(port, "GET", "/api/pool");
   EXPECT_TRUE(reply.ok()) << reply.status();
   if (!reply.ok()) return json;
   EXPECT_EQ(reply->status, 200);
@@ -377,20 +311,20 @@ TEST_F(MetricsTest, HttpSurface) {
   ASSERT_NE(egressd, nullptr);
   const int port = egressd->metrics_port();
 
-  absl::StatusOr<HttpReply> r = Http(port, "GET", "/nope");
+  absl::StatusOr<RawHttpReply> r = RawHttp(port, "GET", "/nope");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 404);
   EXPECT_EQ(r->headers["connection"], "close");
 
-  r = Http(port, "POST", "/metrics");
+  r = RawHttp(port, "POST", "/metrics");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 405);
   EXPECT_EQ(r->headers["allow"], "GET, HEAD");
-  r = Http(port, "DELETE", "/api/pool");
+  r = RawHttp(port, "DELETE", "/api/pool");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 405);
 
-  r = Http(port, "HEAD", "/metrics");
+  r = RawHttp(port, "HEAD", "/metrics");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_TRUE(r->body.empty());
@@ -398,11 +332,11 @@ TEST_F(MetricsTest, HttpSurface) {
   ASSERT_TRUE(absl::SimpleAtoi(r->headers["content-length"], &length));
   EXPECT_GT(length, 1000) << "the length GET's body would have";
 
-  r = Http(port, "GET", "/metrics?cache_buster=1");
+  r = RawHttp(port, "GET", "/metrics?cache_buster=1");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
 
-  r = Http(port, "GET", "/");
+  r = RawHttp(port, "GET", "/");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->headers["content-type"], "text/html; charset=utf-8");
@@ -415,16 +349,16 @@ TEST_F(MetricsTest, HttpSurface) {
   EXPECT_THAT(r->body, Not(HasSubstr("https://")));
   EXPECT_THAT(r->body, Not(HasSubstr("src=")));
 
-  r = Exchange(port, "garbage\r\n\r\n");
+  r = RawHttpExchange(port, "garbage\r\n\r\n");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 400);
-  r = Exchange(port, "GET http://elsewhere/metrics HTTP/1.1\r\n\r\n");
+  r = RawHttpExchange(port, "GET http://elsewhere/metrics HTTP/1.1\r\n\r\n");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 400);
-  r = Exchange(port, "GET /metrics HTTP/2.0\r\n\r\n");
+  r = RawHttpExchange(port, "GET /metrics HTTP/2.0\r\n\r\n");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 505);
-  r = Exchange(port, absl::StrCat("GET /metrics HTTP/1.1\r\nX-Big: ",
+  r = RawHttpExchange(port, absl::StrCat("GET /metrics HTTP/1.1\r\nX-Big: ",
                                   std::string(20000, 'x'), "\r\n\r\n"));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 431);

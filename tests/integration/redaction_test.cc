@@ -31,6 +31,7 @@
 #include "proto/egress/v1/fetch.grpc.pb.h"
 #include "tests/support/egressd_process.h"
 #include "tests/support/nginx.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/subprocess.h"
 
 namespace egress::testing {
@@ -54,32 +55,16 @@ std::string ReadFileOrEmpty(const std::string& path) {
                      std::istreambuf_iterator<char>());
 }
 
-// GET `path` from 127.0.0.1:`port` with HTTP/1.1; the whole reply.
+// GET `path` from 127.0.0.1:`port`: the reply's headers and body, for the
+// secret search ("" if there was no reply).
 std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-                     "Connection: close\r\n\r\n");
-    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[65536];
-      ssize_t n;
-      while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) {
-        reply.append(buffer, static_cast<size_t>(n));
-      }
-    }
+  absl::StatusOr<RawHttpReply> reply = RawHttp(port, "GET", path);
+  if (!reply.ok()) return "";
+  std::string all;
+  for (const auto& [name, value] : reply->headers) {
+    absl::StrAppend(&all, name, ": ", value, "\n");
   }
-  close(fd);
-  return reply;
+  return all + reply->body;
 }
 
 void AddSecretHeaders(v1::FetchRequest* request) {
