@@ -398,19 +398,23 @@ void FetchService::Poll(grpc::ServerCompletionQueue* cq) {
 }
 
 void FetchService::SlotOpened() {
-  MutexLock lock(&slots_mu_);
-  ++live_slots_;
+  live_slots_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void FetchService::SlotClosed() {
-  MutexLock lock(&slots_mu_);
-  --live_slots_;
+  // Every call passes here: the lock is taken only by the last slot, and
+  // releasing it wakes AwaitNoCalls (egress::Mutex notifies its waiters on
+  // Unlock; the waiter checks its predicate under the lock, so the wake-up
+  // cannot fall between its check and its wait).
+  if (live_slots_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    MutexLock wake(&slots_mu_);
+  }
 }
 
 bool FetchService::AwaitNoCalls(absl::Time deadline) {
   MutexLock lock(&slots_mu_);
   return slots_mu_.AwaitWithTimeout(
-      [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return live_slots_ == 0; },
+      [this] { return live_slots_.load(std::memory_order_acquire) == 0; },
       std::max(absl::ZeroDuration(), deadline - absl::Now()));
 }
 

@@ -116,8 +116,9 @@ class FetchService {
   std::vector<std::thread> threads_;
   bool shut_down_ = false;
   std::atomic<uint64_t> next_call_id_{1};
+  // Taken only to wait for, and to announce, live_slots_ reaching zero.
   Mutex slots_mu_;
-  int64_t live_slots_ ABSL_GUARDED_BY(slots_mu_) = 0;
+  std::atomic<int64_t> live_slots_{0};
 };
 
 }  // namespace egress
