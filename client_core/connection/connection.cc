@@ -62,4 +62,13 @@ Connection::Health Connection::ProbeHealth() const {
 
 void Connection::Close() { transport_->Close(); }
 
+asio::awaitable<ExchangeResult> Connection::Exchange(
+    const Request& request, const Http1Limits& limits, uint64_t max_body_bytes,
+    absl::Time deadline, ExchangeSink* sink, CallAbort* abort) {
+  ExchangeResult result;
+  co_await ExchangeInto(request, limits, max_body_bytes, deadline, &result,
+                        sink, abort);
+  co_return result;
+}
+
 }  // namespace egress

@@ -166,10 +166,21 @@ class Connection {
   // kCancelled: before anything was written the connection is untouched;
   // mid-exchange an HTTP/1.1 connection is closed (call_aborted) and an
   // HTTP/2 stream is reset (the connection stays).
-  virtual asio::awaitable<ExchangeResult> Exchange(
+  //
+  // The result goes to `*result`, which the caller keeps until the exchange
+  // ends: a coroutine's return value would take one more slot (480 bytes)
+  // in every frame it passes through, for as long as the exchange runs.
+  virtual asio::awaitable<void> ExchangeInto(
       const Request& request, const Http1Limits& limits,
-      uint64_t max_body_bytes, absl::Time deadline,
+      uint64_t max_body_bytes, absl::Time deadline, ExchangeResult* result,
       ExchangeSink* sink = nullptr, CallAbort* abort = nullptr) = 0;
+  // ExchangeInto, returning the result (tests, tools).
+  asio::awaitable<ExchangeResult> Exchange(const Request& request,
+                                           const Http1Limits& limits,
+                                           uint64_t max_body_bytes,
+                                           absl::Time deadline,
+                                           ExchangeSink* sink = nullptr,
+                                           CallAbort* abort = nullptr);
 
   // How much of an abandoned response is read to keep the connection, and
   // for how long at most. Past either, closing is cheaper than draining.

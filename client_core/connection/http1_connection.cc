@@ -50,51 +50,78 @@ Http1Connection::Http1Connection(uint64_t id, Address address,
 
 Http1Connection::~Http1Connection() = default;
 
-asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request,
-                                                     const Http1Limits& limits,
-                                                     uint64_t max_body_bytes,
-                                                     absl::Time deadline,
-                                                     ExchangeSink* sink,
-                                                     CallAbort* abort) {
-  ExchangeResult result;
+void Http1Connection::Fail(const asio::error_code& ec, absl::string_view during,
+                           const Request& request, bool aborted, bool expired,
+                           ExchangeResult* result) const {
+  result->nothing_received = parser_->nothing_received();
+  if (aborted) {
+    result->response = absl::CancelledError(absl::StrCat(
+        "the call was cancelled while ", during, " ", request.url.Redacted()));
+    result->close_reason = CloseReason::kCallAborted;
+  } else if (expired) {
+    result->response = absl::DeadlineExceededError(absl::StrCat(
+        "deadline exceeded while ", during, " ", request.url.Redacted()));
+    result->close_reason = CloseReason::kCallAborted;
+  } else {
+    result->response = absl::UnavailableError(
+        absl::StrCat("connection to ", remote_address(), " failed while ",
+                     during, ": ", ec.message()));
+    result->close_reason = ec == asio::error::eof ? CloseReason::kPeerClosed
+                                                  : CloseReason::kIoError;
+  }
+}
+
+void Http1Connection::FailOnOrigin(const absl::Status& what,
+                                   const Request& request, CloseReason reason,
+                                   ExchangeResult* result) const {
+  result->nothing_received = parser_->nothing_received();
+  result->response = absl::Status(
+      what.code(), absl::StrCat("origin ", remote_address(), " for ",
+                                request.url.Redacted(), ": ", what.message()));
+  result->close_reason = reason;
+}
+
+void Http1Connection::Complete(const Request& request, std::string body,
+                               ExchangeResult* result) const {
+  const ResponseHead& h = parser_->head();
+  Response& response = result->response.emplace();
+  response.status_code = h.status_code;
+  response.reason = h.reason;
+  response.headers = h.headers;
+  response.body = std::move(body);
+  response.trailers = parser_->trailers();
+  response.protocol = "http/1.1";
+  if (!result->close_reason && !parser_->KeepAlive()) {
+    result->close_reason = CloseReason::kConnectionClose;
+  }
+  if (!result->close_reason) {
+    for (const HeaderField& field : request.headers) {
+      if (IsConnectionClose(field)) {
+        result->close_reason = CloseReason::kConnectionClose;
+        break;
+      }
+    }
+  }
+  result->completed = true;
+}
+
+asio::awaitable<void> Http1Connection::ExchangeInto(
+    const Request& request, const Http1Limits& limits, uint64_t max_body_bytes,
+    absl::Time deadline, ExchangeResult* into, ExchangeSink* sink,
+    CallAbort* abort) {
+  // Every outcome fills the caller's result in place (see Fail in the
+  // header for why).
+  ExchangeResult& result = *into;
   bool head_delivered = false;
-  const bool is_head = request.method == "HEAD";
   parser_.emplace(limits);
-  parser_->Reset(is_head);
+  parser_->Reset(request.method == "HEAD");
   auto release_parser = absl::MakeCleanup([this] { parser_.reset(); });
 
   SocketDeadline guard(transport().socket(), deadline, abort);
-  auto fail = [&](const asio::error_code& ec, absl::string_view during) {
-    ExchangeResult r;
-    r.request_written = result.request_written;
-    r.request_written_at = result.request_written_at;
-    r.first_byte_at = result.first_byte_at;
-    r.nothing_received = parser_->nothing_received();
-    if (guard.aborted()) {
-      r.response = absl::CancelledError(absl::StrCat(
-          "the call was cancelled while ", during, " ",
-          request.url.Redacted()));
-      r.close_reason = CloseReason::kCallAborted;
-    } else if (guard.expired()) {
-      r.response = absl::DeadlineExceededError(
-          absl::StrCat("deadline exceeded while ", during, " ",
-                       request.url.Redacted()));
-      r.close_reason = CloseReason::kCallAborted;
-    } else {
-      r.response = absl::UnavailableError(
-          absl::StrCat("connection to ", remote_address(), " failed while ",
-                       during, ": ", ec.message()));
-      r.close_reason = ec == asio::error::eof ? CloseReason::kPeerClosed
-                                              : CloseReason::kIoError;
-    }
-    return r;
-  };
-
   if (guard.aborted()) {
     // Cancelled before anything was written: the connection is untouched.
-    ExchangeResult r;
-    r.response = absl::CancelledError("the call was cancelled");
-    co_return r;
+    result.response = absl::CancelledError("the call was cancelled");
+    co_return;
   }
   const std::string head = http_proxy_ != nullptr
                                ? SerializeProxiedRequestHead(request, *http_proxy_)
@@ -102,7 +129,11 @@ asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request
   std::array<asio::const_buffer, 2> out = {asio::buffer(head),
                                            asio::buffer(request.body)};
   auto [wec, wn] = co_await transport().Write(out);
-  if (wec) co_return fail(wec, "writing the request to");
+  if (wec) {
+    Fail(wec, "writing the request to", request, guard.aborted(),
+         guard.expired(), &result);
+    co_return;
+  }
   result.request_written = true;
   result.request_written_at = absl::Now();
 
@@ -112,39 +143,33 @@ asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request
   while (!parser_->message_complete()) {
     // An abort that arrived between two reads cancelled nothing pending.
     if (guard.aborted()) {
-      co_return fail(asio::error::operation_aborted, "reading the response from");
+      Fail(asio::error::operation_aborted, "reading the response from",
+           request, guard.aborted(), guard.expired(), &result);
+      co_return;
     }
     auto [rec, n] = co_await transport().ReadSome(
         asio::buffer(buffer.get(), buffer_size));
     if (rec == asio::error::eof) {
-      absl::Status eof = parser_->FeedEof();
-      if (!eof.ok()) {
-        ExchangeResult r;
-        r.request_written = true;
-        r.nothing_received = parser_->nothing_received();
-        r.response = absl::UnavailableError(absl::StrCat(
-            "origin ", remote_address(), " for ", request.url.Redacted(), ": ",
-            eof.message()));
-        r.close_reason = CloseReason::kPeerClosed;
-        co_return r;
+      if (absl::Status eof = parser_->FeedEof(); !eof.ok()) {
+        FailOnOrigin(eof, request, CloseReason::kPeerClosed, &result);
+        co_return;
       }
       break;  // close-delimited body complete
     }
-    if (rec) co_return fail(rec, "reading the response from");
+    if (rec) {
+      Fail(rec, "reading the response from", request, guard.aborted(),
+           guard.expired(), &result);
+      co_return;
+    }
     if (result.first_byte_at == absl::InfinitePast()) {
       result.first_byte_at = absl::Now();
     }
     absl::StatusOr<size_t> used = parser_->Feed(std::string_view(buffer.get(), n));
     if (!used.ok()) {
-      ExchangeResult r;
-      r.request_written = true;
-      r.nothing_received = false;
-      r.response = absl::Status(
-          used.status().code(),
-          absl::StrCat("origin ", remote_address(), " for ",
-                       request.url.Redacted(), ": ", used.status().message()));
-      r.close_reason = CloseReason::kProtocolError;
-      co_return r;
+      FailOnOrigin(used.status(), request, CloseReason::kProtocolError,
+                   &result);
+      result.nothing_received = false;
+      co_return;
     }
     if (sink != nullptr) {
       bool keep_going = true;
@@ -157,19 +182,15 @@ asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request
         keep_going = co_await sink->OnBody(std::move(chunk));
       }
       if (!keep_going) {
-        ExchangeResult r = co_await Drain(*used < n, request);
-        r.request_written_at = result.request_written_at;
-        r.first_byte_at = result.first_byte_at;
-        co_return r;
+        co_await Drain(*used < n, request, &result);
+        co_return;
       }
     } else if (parser_->body_bytes() > max_body_bytes) {
-      ExchangeResult r;
-      r.request_written = true;
-      r.response = absl::ResourceExhaustedError(absl::StrCat(
+      result.response = absl::ResourceExhaustedError(absl::StrCat(
           "response body of ", request.url.Redacted(), " exceeds ",
           max_body_bytes, " bytes (max_response_body_bytes); use FetchStream for large bodies"));
-      r.close_reason = CloseReason::kCallAborted;
-      co_return r;
+      result.close_reason = CloseReason::kCallAborted;
+      co_return;
     }
     if (sink == nullptr) body += parser_->TakeBody();
     if (*used < n) {
@@ -196,44 +217,23 @@ asio::awaitable<ExchangeResult> Http1Connection::Exchange(const Request& request
     std::string chunk = parser_->TakeBody();
     if (keep_going && !chunk.empty()) co_await sink->OnBody(std::move(chunk));
   }
-
-  const ResponseHead& h = parser_->head();
-  Response response;
-  response.status_code = h.status_code;
-  response.reason = h.reason;
-  response.headers = h.headers;
-  response.body = std::move(body);
-  response.trailers = parser_->trailers();
-  response.protocol = "http/1.1";
-  if (!result.close_reason && !parser_->KeepAlive()) {
-    result.close_reason = CloseReason::kConnectionClose;
-  }
-  if (!result.close_reason) {
-    for (const HeaderField& field : request.headers) {
-      if (IsConnectionClose(field)) {
-        result.close_reason = CloseReason::kConnectionClose;
-        break;
-      }
-    }
-  }
-  result.response = std::move(response);
-  result.completed = true;
-  co_return result;
+  Complete(request, std::move(body), &result);
+  co_return;
 }
 
 }  // namespace egress
 
 namespace egress {
 
-asio::awaitable<ExchangeResult> Http1Connection::Drain(bool extra_bytes,
-                                                  const Request& request) {
-  ExchangeResult r;
-  r.request_written = true;
-  r.response = absl::CancelledError(absl::StrCat(
+asio::awaitable<void> Http1Connection::Drain(bool extra_bytes,
+                                             const Request& request,
+                                             ExchangeResult* result) {
+  result->request_written = true;
+  result->response = absl::CancelledError(absl::StrCat(
       "the consumer abandoned the response of ", request.url.Redacted()));
   if (extra_bytes) {
-    r.close_reason = CloseReason::kProtocolError;
-    co_return r;
+    result->close_reason = CloseReason::kProtocolError;
+    co_return;
   }
   // A short rest is cheaper to read than a new connection is to open.
   SocketDeadline guard(transport().socket(), absl::Now() + kMaxDrainTime);
@@ -241,26 +241,25 @@ asio::awaitable<ExchangeResult> Http1Connection::Drain(bool extra_bytes,
   std::unique_ptr<char[]> buffer(new char[kReadChunk]);
   while (!parser_->message_complete()) {
     if (parser_->body_bytes() > limit) {
-      r.close_reason = CloseReason::kCallAborted;
-      co_return r;
+      result->close_reason = CloseReason::kCallAborted;
+      co_return;
     }
     auto [ec, n] = co_await transport().ReadSome(
         asio::buffer(buffer.get(), kReadChunk));
     if (ec) {
-      r.close_reason = CloseReason::kCallAborted;
-      co_return r;
+      result->close_reason = CloseReason::kCallAborted;
+      co_return;
     }
     absl::StatusOr<size_t> used =
         parser_->Feed(std::string_view(buffer.get(), n));
     parser_->TakeBody();
     if (!used.ok() || *used < n) {
-      r.close_reason = CloseReason::kProtocolError;
-      co_return r;
+      result->close_reason = CloseReason::kProtocolError;
+      co_return;
     }
   }
-  r.completed = true;
-  if (!parser_->KeepAlive()) r.close_reason = CloseReason::kConnectionClose;
-  co_return r;
+  result->completed = true;
+  if (!parser_->KeepAlive()) result->close_reason = CloseReason::kConnectionClose;
 }
 
 }  // namespace egress

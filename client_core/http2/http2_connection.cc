@@ -7,7 +7,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
-#include <deque>
+#include <list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -173,7 +173,9 @@ struct Stream {
   HeaderList headers;
   HeaderList trailers;
   std::string body;                // without a sink
-  std::deque<std::string> chunks;  // with a sink: received, not yet delivered
+  // With a sink: received, not yet delivered. A list, not a deque: an empty
+  // std::deque already holds a 512-byte block, and most streams never use it.
+  std::list<std::string> chunks;
   uint64_t body_bytes = 0;
   bool body_too_large = false;
   bool response_complete = false;  // END_STREAM received
@@ -227,12 +229,11 @@ class Http2Connection::Impl {
   }
 
   void Start();
-  asio::awaitable<ExchangeResult> Exchange(const Request& request,
-                                           const Http1Limits& limits,
-                                           uint64_t max_body_bytes,
-                                           absl::Time deadline,
-                                           ExchangeSink* sink,
-                                           CallAbort* abort);
+  asio::awaitable<void> Exchange(const Request& request,
+                                 const Http1Limits& limits,
+                                 uint64_t max_body_bytes, absl::Time deadline,
+                                 ExchangeResult* out, ExchangeSink* sink,
+                                 CallAbort* abort);
   asio::awaitable<absl::Status> Ping(absl::Duration timeout);
   void Close();
 
@@ -289,9 +290,25 @@ class Http2Connection::Impl {
   void MarkDead(CloseReason reason, std::string detail);
   void WakeAll();
 
-  // The pieces of Exchange.
+  // The pieces of Exchange. They build its results outside the coroutine:
+  // g++ 12 gives every local of a coroutine body its own slot in the frame
+  // for as long as the exchange runs (an ExchangeResult is 480 bytes), and
+  // with thousands of streams in flight frames are much of egressd's memory.
+  //
+  // Why a new stream cannot start (StopNewExchanges when the stream IDs
+  // are used up).
+  ExchangeResult RefuseNewStream();
+  // Submits `request`'s headers (and body provider) to nghttp2: the stream
+  // ID, or a negative nghttp2 error.
+  int32_t SubmitRequest(const Request& request);
+  // nghttp2 refused to start the stream (`error`).
+  ExchangeResult StreamNotStarted(const Request& request, int32_t error);
   ExchangeResult Fail(Stream& stream, absl::Status status);
   ExchangeResult FailClosedStream(Stream& stream);
+  // The connection died while the stream was open.
+  ExchangeResult FailOnDeadConnection(Stream& stream, const char* during);
+  // The whole response arrived: moves it out of the stream.
+  ExchangeResult CompleteStream(Stream& stream);
   void FinishStream(Stream& stream);
 
   Http2Connection* const owner_;
@@ -894,37 +911,94 @@ void Http2Connection::Impl::FinishStream(Stream& stream) {
   }
 }
 
-asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
-    const Request& request, const Http1Limits& limits,
-    uint64_t max_body_bytes, absl::Time deadline, ExchangeSink* sink,
+ExchangeResult Http2Connection::Impl::RefuseNewStream() {
+  ExchangeResult r;
+  r.nothing_received = true;
+  r.not_processed = true;
+  std::string why;
+  if (session_ == nullptr) {
+    why = "the connection was not started";
+  } else if (dead_) {
+    why = dead_detail_;
+    r.close_reason = dead_reason_;
+  } else if (no_new_) {
+    why = no_new_detail_;
+  } else {
+    why = "its stream IDs are used up";
+    StopNewExchanges(CloseReason::kMaxLifetime, why);
+  }
+  r.response = absl::UnavailableError(absl::StrCat(
+      "connection to ", owner_->remote_address(), " takes no new streams: ",
+      why));
+  return r;
+}
+
+int32_t Http2Connection::Impl::SubmitRequest(const Request& request) {
+  // nghttp2 copies the header block and the data provider.
+  const RequestHeaderBlock block = BuildRequestHeaders(request);
+  nghttp2_data_provider body_provider;
+  body_provider.source.ptr = nullptr;
+  body_provider.read_callback = &ReadRequestBody;
+  return nghttp2_submit_request(
+      session_, nullptr, block.nva.data(), block.nva.size(),
+      request.body.empty() ? nullptr : &body_provider, nullptr);
+}
+
+ExchangeResult Http2Connection::Impl::StreamNotStarted(const Request& request,
+                                                       int32_t error) {
+  ExchangeResult r;
+  r.nothing_received = true;
+  r.not_processed = true;
+  r.response = absl::UnavailableError(absl::StrCat(
+      "connection to ", owner_->remote_address(),
+      " could not start a stream for ", request.url.Redacted(), ": ",
+      nghttp2_strerror(error)));
+  failed_count_.fetch_add(1);
+  return r;
+}
+
+ExchangeResult Http2Connection::Impl::FailOnDeadConnection(Stream& stream,
+                                                           const char* during) {
+  ExchangeResult r = Fail(
+      stream, absl::UnavailableError(absl::StrCat(
+                  "connection to ", owner_->remote_address(), " failed while ",
+                  during, " ", stream.request->url.Redacted(), ": ",
+                  dead_detail_)));
+  r.not_processed = !stream.headers_sent;
+  return r;
+}
+
+ExchangeResult Http2Connection::Impl::CompleteStream(Stream& stream) {
+  ExchangeResult r;
+  Response& response = r.response.emplace();
+  response.status_code = stream.status_code;
+  response.headers = std::move(stream.headers);
+  response.trailers = std::move(stream.trailers);
+  response.body = std::move(stream.body);
+  response.protocol = "h2";
+  r.completed = true;
+  r.request_written = stream.request_written;
+  r.request_written_at = stream.request_written_at;
+  r.first_byte_at = stream.first_byte_at;
+  if (dead_) r.close_reason = dead_reason_;
+  return r;
+}
+
+asio::awaitable<void> Http2Connection::Impl::Exchange(
+    const Request& request, const Http1Limits& limits, uint64_t max_body_bytes,
+    absl::Time deadline, ExchangeResult* out, ExchangeSink* sink,
     CallAbort* abort) {
+  // Every result is built by a helper and returned at once, never held in a
+  // named local (see RefuseNewStream's declaration for why).
   if (abort != nullptr && abort->aborted()) {
     // Cancelled before anything was sent: the connection is untouched.
-    ExchangeResult r;
-    r.response = absl::CancelledError("the call was cancelled");
-    co_return r;
+    *out = ExchangeResult{absl::CancelledError("the call was cancelled")};
+    co_return;
   }
   if (session_ == nullptr || dead_ || no_new_ ||
       !nghttp2_session_check_request_allowed(session_)) {
-    ExchangeResult r;
-    r.nothing_received = true;
-    r.not_processed = true;
-    std::string why;
-    if (session_ == nullptr) {
-      why = "the connection was not started";
-    } else if (dead_) {
-      why = dead_detail_;
-      r.close_reason = dead_reason_;
-    } else if (no_new_) {
-      why = no_new_detail_;
-    } else {
-      why = "its stream IDs are used up";
-      StopNewExchanges(CloseReason::kMaxLifetime, why);
-    }
-    r.response = absl::UnavailableError(
-        absl::StrCat("connection to ", owner_->remote_address(),
-                     " takes no new streams: ", why));
-    co_return r;
+    *out = RefuseNewStream();
+    co_return;
   }
 
   // The connection must outlive its streams' callbacks even if the caller's
@@ -936,23 +1010,10 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
   stream->max_body_bytes = max_body_bytes;
   stream->max_header_count = limits.max_header_count;
 
-  const RequestHeaderBlock block = BuildRequestHeaders(request);
-  nghttp2_data_provider body_provider;
-  body_provider.source.ptr = nullptr;
-  body_provider.read_callback = &ReadRequestBody;
-  const int32_t id = nghttp2_submit_request(
-      session_, nullptr, block.nva.data(), block.nva.size(),
-      request.body.empty() ? nullptr : &body_provider, nullptr);
+  const int32_t id = SubmitRequest(request);
   if (id < 0) {
-    ExchangeResult r;
-    r.nothing_received = true;
-    r.not_processed = true;
-    r.response = absl::UnavailableError(absl::StrCat(
-        "connection to ", owner_->remote_address(),
-        " could not start a stream for ", request.url.Redacted(), ": ",
-        nghttp2_strerror(id)));
-    failed_count_.fetch_add(1);
-    co_return r;
+    *out = StreamNotStarted(request, id);
+    co_return;
   }
   stream->id = id;
   streams_.emplace(id, stream.get());
@@ -960,9 +1021,9 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
   ScheduleFlush();
 
   if (abort != nullptr) {
-    const bool registered = abort->Register(
-        [executor = owner_->executor(),
-         weak = std::weak_ptr<Stream>(stream)]() {
+    const bool registered =
+        abort->Register([executor = owner_->executor(),
+                         weak = std::weak_ptr<Stream>(stream)]() {
           // Runs on any thread; the stream is touched on its loop only.
           asio::post(executor, [weak] {
             if (std::shared_ptr<Stream> s = weak.lock()) {
@@ -979,7 +1040,6 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
   });
 
   const SteadyClock::time_point steady_deadline = ToSteady(deadline);
-  const std::string url = request.url.Redacted();
   auto during = [&] {
     return stream->request_written ? "reading the response from"
                                    : "writing the request to";
@@ -992,9 +1052,10 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
   for (;;) {
     Stream& s = *stream;
     if (s.aborted) {
-      co_return done(Fail(s, absl::CancelledError(absl::StrCat(
-                                 "the call was cancelled while ", during(),
-                                 " ", url))));
+      *out = done(Fail(s, absl::CancelledError(absl::StrCat(
+                              "the call was cancelled while ", during(), " ",
+                              request.url.Redacted()))));
+      co_return;
     }
     // Complete, and (with a sink) everything handed over.
     const bool nothing_left =
@@ -1002,9 +1063,10 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
         (sink == nullptr ||
          (s.chunks.empty() && (s.head_delivered || !s.head_ready)));
     if (!nothing_left && SteadyClock::now() >= steady_deadline) {
-      co_return done(Fail(s, absl::DeadlineExceededError(absl::StrCat(
-                                 "deadline exceeded while ", during(), " ",
-                                 url))));
+      *out = done(Fail(s, absl::DeadlineExceededError(
+                              absl::StrCat("deadline exceeded while ", during(),
+                                           " ", request.url.Redacted()))));
+      co_return;
     }
     if (sink != nullptr && s.head_ready && !s.head_delivered) {
       s.head_delivered = true;
@@ -1013,9 +1075,10 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
       head.status_code = s.status_code;
       head.headers = s.headers;
       if (!co_await sink->OnHead(head)) {
-        co_return done(Fail(s, absl::CancelledError(absl::StrCat(
-                                   "the consumer abandoned the response of ",
-                                   url))));
+        *out = done(Fail(s, absl::CancelledError(absl::StrCat(
+                                "the consumer abandoned the response of ",
+                                request.url.Redacted()))));
+        co_return;
       }
       continue;
     }
@@ -1024,9 +1087,10 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
       s.chunks.pop_front();
       const size_t n = chunk.size();
       if (!co_await sink->OnBody(std::move(chunk))) {
-        co_return done(Fail(s, absl::CancelledError(absl::StrCat(
-                                   "the consumer abandoned the response of ",
-                                   url))));
+        *out = done(Fail(s, absl::CancelledError(absl::StrCat(
+                                "the consumer abandoned the response of ",
+                                request.url.Redacted()))));
+        co_return;
       }
       // The sink took it: let the origin send that much more.
       if (!dead_ && !s.closed) {
@@ -1036,44 +1100,33 @@ asio::awaitable<ExchangeResult> Http2Connection::Impl::Exchange(
       continue;
     }
     if (s.body_too_large) {
-      ExchangeResult r = Fail(
+      *out = done(Fail(
           s, absl::ResourceExhaustedError(absl::StrCat(
-                 "response body of ", url, " exceeds ", max_body_bytes,
+                 "response body of ", request.url.Redacted(), " exceeds ",
+                 max_body_bytes,
                  " bytes (max_response_body_bytes); use FetchStream for large "
-                 "bodies")));
-      co_return done(std::move(r));
+                 "bodies"))));
+      co_return;
     }
     if (nothing_left) {
-      Response response;
-      response.status_code = s.status_code;
-      response.headers = std::move(s.headers);
-      response.trailers = std::move(s.trailers);
-      response.body = std::move(s.body);
-      response.protocol = "h2";
-      ExchangeResult r;
-      r.response = std::move(response);
-      r.completed = true;
-      r.request_written = s.request_written;
-      r.request_written_at = s.request_written_at;
-      r.first_byte_at = s.first_byte_at;
-      if (dead_) r.close_reason = dead_reason_;
-      co_return done(std::move(r));
+      *out = done(CompleteStream(s));
+      co_return;
     }
     if (!s.local_failure.ok()) {
-      co_return done(Fail(
-          s, absl::Status(s.local_failure.code(),
-                          absl::StrCat("origin ", owner_->remote_address(),
-                                       " for ", url, ": ",
-                                       s.local_failure.message()))));
+      *out = done(
+          Fail(s, absl::Status(s.local_failure.code(),
+                               absl::StrCat("origin ", owner_->remote_address(),
+                                            " for ", request.url.Redacted(),
+                                            ": ", s.local_failure.message()))));
+      co_return;
     }
-    if (s.closed) co_return done(FailClosedStream(s));
+    if (s.closed) {
+      *out = done(FailClosedStream(s));
+      co_return;
+    }
     if (dead_) {
-      ExchangeResult r = Fail(
-          s, absl::UnavailableError(absl::StrCat(
-                 "connection to ", owner_->remote_address(), " failed while ",
-                 during(), " ", url, ": ", dead_detail_)));
-      r.not_processed = !s.headers_sent;
-      co_return done(std::move(r));
+      *out = done(FailOnDeadConnection(s, during()));
+      co_return;
     }
     s.signal.expires_at(steady_deadline);
     co_await s.signal.async_wait(kNoThrow);
@@ -1087,8 +1140,8 @@ asio::awaitable<absl::Status> Http2Connection::Impl::Ping(
     absl::Duration timeout) {
   if (session_ == nullptr || dead_) {
     co_return absl::UnavailableError(absl::StrCat(
-        "connection to ", owner_->remote_address(), " cannot PING: ",
-        session_ == nullptr ? "not started" : dead_detail_));
+        "connection to ", owner_->remote_address(),
+        " cannot PING: ", session_ == nullptr ? "not started" : dead_detail_));
   }
   const uint64_t sequence = ++ping_sequence_;
   uint8_t opaque[8];
@@ -1120,11 +1173,11 @@ asio::awaitable<absl::Status> Http2Connection::Impl::Ping(
         absl::StrCat("connection to ", owner_->remote_address(),
                      " failed before its PING was answered: ", dead_detail_));
   }
-  std::string detail = absl::StrCat("no answer to PING within ",
-                                    absl::FormatDuration(timeout));
+  std::string detail =
+      absl::StrCat("no answer to PING within ", absl::FormatDuration(timeout));
   MarkDead(CloseReason::kPingTimeout, detail);
-  co_return absl::UnavailableError(absl::StrCat(
-      "connection to ", owner_->remote_address(), ": ", detail));
+  co_return absl::UnavailableError(
+      absl::StrCat("connection to ", owner_->remote_address(), ": ", detail));
 }
 
 // ---------------------------------------------------------------------------
@@ -1132,7 +1185,7 @@ asio::awaitable<absl::Status> Http2Connection::Impl::Ping(
 
 Http2Connection::Http2Connection(uint64_t id, Address address,
                                  std::unique_ptr<Transport> transport,
-                                 const Http2Options& options)
+                                 const Http2Options &options)
     : Connection(id, std::move(address), std::move(transport),
                  Protocol::kHttp2),
       impl_(std::make_unique<Impl>(this, options)) {}
@@ -1149,11 +1202,12 @@ int Http2Connection::allocation_limit() const {
 
 void Http2Connection::Start() { impl_->Start(); }
 
-asio::awaitable<ExchangeResult> Http2Connection::Exchange(
+asio::awaitable<void> Http2Connection::ExchangeInto(
     const Request& request, const Http1Limits& limits, uint64_t max_body_bytes,
-    absl::Time deadline, ExchangeSink* sink, CallAbort* abort) {
-  return impl_->Exchange(request, limits, max_body_bytes, deadline, sink,
-                         abort);
+    absl::Time deadline, ExchangeResult* result, ExchangeSink* sink,
+    CallAbort* abort) {
+  return impl_->Exchange(request, limits, max_body_bytes, deadline, result,
+                         sink, abort);
 }
 
 Connection::Health Http2Connection::ProbeHealth() const {

@@ -66,9 +66,9 @@ class Http2Connection final : public Connection,
   int allocation_limit() const override;
   bool allocation_limit_known() const override;
   void Start() override;
-  asio::awaitable<ExchangeResult> Exchange(
+  asio::awaitable<void> ExchangeInto(
       const Request& request, const Http1Limits& limits,
-      uint64_t max_body_bytes, absl::Time deadline,
+      uint64_t max_body_bytes, absl::Time deadline, ExchangeResult* result,
       ExchangeSink* sink = nullptr, CallAbort* abort = nullptr) override;
   Health ProbeHealth() const override;
   void Close() override;
