@@ -73,9 +73,9 @@ absl::Duration ShorterOf(absl::Duration a, absl::Duration b) {
   return std::min(a, b);
 }
 
-// Holds a RetryBudget slot until released (at the latest with the call's
-// hop).
-class RetrySlot {
+}  // namespace
+
+class HttpClient::RetrySlot {
  public:
   explicit RetrySlot(RetryBudget* budget) : budget_(budget) {}
   ~RetrySlot() { Release(); }
@@ -91,8 +91,6 @@ class RetrySlot {
   RetryBudget* const budget_;
   bool held_ = false;
 };
-
-}  // namespace
 
 HttpClient::HttpClient(const HttpClientOptions& options,
                        PoolListener* listener)
@@ -227,21 +225,22 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
   Lease idle = pool_->TryAcquireIdle(address);
   asio::any_io_executor executor =
       idle.connection ? idle.connection->executor() : loops_.Next();
+  // The call's result outlives Run's frame (and an exception out of it).
+  auto run = std::make_unique<RunResult>();
+  RunResult* result = run.get();
   asio::co_spawn(
       executor,
       Run(std::move(request), address, std::move(routes), std::move(idle),
-          started, std::move(stream), std::move(abort)),
-      [this, address, caller_id = std::move(caller_id),
-       done = std::move(done)](std::exception_ptr error,
-                               RunResult run) mutable {
+          started, std::move(stream), std::move(abort), result),
+      [this, caller_id = std::move(caller_id), done = std::move(done),
+       run = std::move(run)](std::exception_ptr error) mutable {
         if (error) {
-          run.result = absl::InternalError("unexpected exception in a call");
-          run.counted = address;
+          run->result = absl::InternalError("unexpected exception in a call");
         }
-        if (run.counted.has_value()) pool_->EndRequest(*run.counted);
+        if (run->counted.has_value()) pool_->EndRequest(*run->counted);
         callers_.Release(caller_id);
-        Count(run.result);
-        std::move(done)(std::move(run.result));
+        Count(run->result);
+        std::move(done)(std::move(run->result));
         CallEnded();
       });
 }
@@ -527,45 +526,49 @@ void StreamCall::Resume(uint64_t wait, bool proceed) {
   });
 }
 
-asio::awaitable<HttpClient::Exchanged> HttpClient::ExchangeOn(
+asio::awaitable<void> HttpClient::ExchangeOnItsLoop(
+    const std::shared_ptr<Connection>& connection, const Request& request,
+    ResponseSink* sink, const std::shared_ptr<CallAbort>& abort,
+    ReadTimeouts timeouts, Exchanged* out) {
+  // Not a coroutine: ExchangeOn's frame would otherwise hold this lambda
+  // for every exchange.
+  auto there = [this, connection, &request, sink, abort, timeouts, out] {
+    return ExchangeOn(connection, request, sink, abort, timeouts, out);
+  };
+  return asio::co_spawn(connection->executor(), std::move(there),
+                        asio::use_awaitable);
+}
+
+asio::awaitable<void> HttpClient::ExchangeOn(
     std::shared_ptr<Connection> connection, const Request& request,
     ResponseSink* sink, std::shared_ptr<CallAbort> abort,
-    ReadTimeouts timeouts) {
-  // Results and callables are named locals, never temporaries inside a
-  // co_await expression: g++ 12 destroys such temporaries twice (seen here as
-  // a connection freed while pooled).
-  //
-  // Runs on the connection's own loop: the exchange's I/O, the sink's
-  // callbacks and the watchdog's timer all happen there.
-  auto exchange = [this, connection, &request, sink, abort,
-                   timeouts]() -> asio::awaitable<Exchanged> {
-    Exchanged out;
-    std::optional<ReadWatchdog> watchdog;
-    if (timeouts.any()) {
-      watchdog.emplace(connection->executor(), timeouts.first_byte,
-                       timeouts.idle_read, abort);
-      if (sink != nullptr) sink->set_watchdog(&*watchdog);
-    }
-    ExchangeResult result = co_await connection->Exchange(
-        request, options_.http1, options_.max_response_body_bytes,
-        request.deadline, sink, abort.get());
-    out.result = std::move(result);
-    if (watchdog.has_value()) {
-      out.expired = static_cast<int>(watchdog->expired());
-      if (sink != nullptr) sink->set_watchdog(nullptr);
-    }
-    co_return out;
-  };
+    ReadTimeouts timeouts, Exchanged* out) {
+  // Results are named locals, never temporaries inside a co_await
+  // expression: g++ 12 destroys such temporaries twice (seen here as a
+  // connection freed while pooled).
   asio::any_io_executor here = co_await asio::this_coro::executor;
-  if (connection->executor() == here) {
-    Exchanged out = co_await exchange();
-    co_return out;
+  if (connection->executor() != here) {
+    // A connection handed over from another loop: the exchange runs on the
+    // connection's own loop, and this call resumes here when it is done.
+    co_await ExchangeOnItsLoop(connection, request, sink, abort, timeouts,
+                               out);
+    co_return;
   }
-  // A connection handed over from another loop: its I/O runs on its own
-  // loop, and this call resumes here when it is done.
-  Exchanged out = co_await asio::co_spawn(connection->executor(), exchange,
-                                          asio::use_awaitable);
-  co_return out;
+  // On the connection's own loop: the exchange's I/O, the sink's callbacks
+  // and the watchdog's timer all happen here.
+  std::optional<ReadWatchdog> watchdog;
+  if (timeouts.any()) {
+    watchdog.emplace(connection->executor(), timeouts.first_byte,
+                     timeouts.idle_read, abort);
+    if (sink != nullptr) sink->set_watchdog(&*watchdog);
+  }
+  co_await connection->ExchangeInto(
+      request, options_.http1, options_.max_response_body_bytes,
+      request.deadline, &out->result, sink, abort.get());
+  if (watchdog.has_value()) {
+    out->expired = static_cast<int>(watchdog->expired());
+    if (sink != nullptr) sink->set_watchdog(nullptr);
+  }
 }
 
 asio::awaitable<Lease> HttpClient::TryCoalesce(const Address& address,
@@ -644,70 +647,83 @@ Address HttpClient::AddressFor(const Url& url, const ProxyChoice& route) {
   return address;
 }
 
-asio::awaitable<HttpClient::RunResult> HttpClient::Run(
-    Request request, Address address, std::vector<ProxyChoice> routes,
-    Lease idle, absl::Time started, std::shared_ptr<StreamCall> stream,
-    std::shared_ptr<CallAbort> abort) {
-  RunResult run;
-  run.counted = address;
+asio::awaitable<void> HttpClient::Run(Request request, Address address,
+                                      std::vector<ProxyChoice> routes,
+                                      Lease idle, absl::Time started,
+                                      std::shared_ptr<StreamCall> stream,
+                                      std::shared_ptr<CallAbort> abort,
+                                      RunResult* run) {
+  run->counted = address;
   CallTiming timing;
-  int connect_retries = 0;
-  std::vector<RedirectHop> redirects;
   for (;;) {
-    HopResult hop = co_await RunHop(request, address, std::move(routes),
-                                    std::move(idle), started, stream, abort,
-                                    &timing, &connect_retries, &redirects);
+    run->redirect.status = 0;
+    co_await RunHop(request, &address, &routes, &idle, started, stream, abort,
+                    &timing, &run->connect_retries, &run->redirects,
+                    &run->result, &run->redirect);
     idle = Lease{};
-    if (hop.redirect_status == 0) {
-      if (hop.result.ok()) {
-        Response& response = *hop.result;
-        if (!redirects.empty()) {
+    if (run->redirect.status == 0) {
+      if (run->result.ok()) {
+        Response& response = *run->result;
+        if (!run->redirects.empty()) {
           response.final_url = request.url.ToString();
-          response.redirects = std::move(redirects);
+          response.redirects = std::move(run->redirects);
         }
-        response.connect_retries = connect_retries;
+        response.connect_retries = run->connect_retries;
       }
-      run.result = std::move(hop.result);
-      co_return run;
+      co_return;
     }
-    if (static_cast<int>(redirects.size()) >= request.max_redirects) {
-      run.result = absl::ResourceExhaustedError(absl::StrCat(
-          "stopped after ", redirects.size(),
-          " redirects (max_redirects=", request.max_redirects,
-          "): ", request.url.Redacted(), " redirects again (",
-          hop.redirect_status, ")"));
-      co_return run;
-    }
-    absl::StatusOr<Request> next =
-        RedirectRequest(request, hop.redirect_status, hop.location);
-    if (!next.ok()) {
-      run.result = next.status();
-      co_return run;
-    }
-    redirects.push_back({request.url.ToString(), hop.redirect_status});
-    redirects_followed_.fetch_add(1, std::memory_order_relaxed);
-    request = *std::move(next);
-    // A new origin is a new call for the pool's in-flight limits.
-    routes = SelectRoutes(request.url);
-    address = AddressFor(request.url, routes[0]);
-    if (address != *run.counted) {
-      pool_->EndRequest(*run.counted);
-      run.counted.reset();
-      if (absl::Status admitted = pool_->BeginRequest(address);
-          !admitted.ok()) {
-        run.result = std::move(admitted);
-        co_return run;
-      }
-      run.counted = address;
+    if (absl::Status followed =
+            FollowRedirect(run->redirect, &request, &routes, &address, run,
+                           &run->redirects);
+        !followed.ok()) {
+      run->result = std::move(followed);
+      co_return;
     }
   }
 }
 
-asio::awaitable<HttpClient::HopResult> HttpClient::RunHop(
-    const Request& request, Address address, std::vector<ProxyChoice> routes,
-    Lease idle, absl::Time started, const std::shared_ptr<StreamCall>& stream,
+absl::Status HttpClient::FollowRedirect(const Redirect& redirect,
+                                        Request* request,
+                                        std::vector<ProxyChoice>* routes,
+                                        Address* address, RunResult* run,
+                                        std::vector<RedirectHop>* redirects) {
+  if (static_cast<int>(redirects->size()) >= request->max_redirects) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "stopped after ", redirects->size(),
+        " redirects (max_redirects=", request->max_redirects,
+        "): ", request->url.Redacted(), " redirects again (",
+        redirect.status, ")"));
+  }
+  absl::StatusOr<Request> next =
+      RedirectRequest(*request, redirect.status, redirect.location);
+  if (!next.ok()) return next.status();
+  redirects->push_back({request->url.ToString(), redirect.status});
+  redirects_followed_.fetch_add(1, std::memory_order_relaxed);
+  *request = *std::move(next);
+  // A new origin is a new call for the pool's in-flight limits.
+  *routes = SelectRoutes(request->url);
+  *address = AddressFor(request->url, (*routes)[0]);
+  if (*address != *run->counted) {
+    pool_->EndRequest(*run->counted);
+    run->counted.reset();
+    if (absl::Status admitted = pool_->BeginRequest(*address);
+        !admitted.ok()) {
+      return admitted;
+    }
+    run->counted = *address;
+  }
+  return absl::OkStatus();
+}
+
+asio::awaitable<void> HttpClient::RunHop(
+    const Request& request, Address* hop_address,
+    std::vector<ProxyChoice>* hop_routes, Lease* idle, absl::Time started,
+    const std::shared_ptr<StreamCall>& stream,
     const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
-    int* connect_retries, const std::vector<RedirectHop>* redirects) {
+    int* connect_retries, const std::vector<RedirectHop>* redirects,
+    absl::StatusOr<Response>* result, Redirect* redirect) {
+  Address& address = *hop_address;
+  std::vector<ProxyChoice>& routes = *hop_routes;
   size_t route = 0;
   bool allow_idle = true;
   bool allow_coalescing = address.scheme == "https" && address.proxy.empty();
@@ -724,11 +740,14 @@ asio::awaitable<HttpClient::HopResult> HttpClient::RunHop(
   for (int attempt = 0;; ++attempt) {
     Lease lease;
     if (abort->aborted()) {
-      if (idle.connection) pool_->Release(idle.connection, false, std::nullopt);
-      co_return HopResult{absl::CancelledError("the call was cancelled")};
+      if (idle->connection) {
+        pool_->Release(idle->connection, false, std::nullopt);
+      }
+      *result = absl::CancelledError("the call was cancelled");
+      co_return;
     }
-    if (attempt == 0 && idle.connection) {
-      lease = std::move(idle);
+    if (attempt == 0 && idle->connection) {
+      lease = std::move(*idle);
     } else {
       Lease coalesced;
       if (allow_idle && allow_coalescing && pool_->MayCoalesce()) {
@@ -741,79 +760,36 @@ asio::awaitable<HttpClient::HopResult> HttpClient::RunHop(
       } else {
         absl::StatusOr<Lease> acquired = co_await pool_->Acquire(
             address, request.deadline, allow_idle, may_multiplex);
-        if (!acquired.ok()) co_return HopResult{acquired.status()};
+        if (!acquired.ok()) {
+          *result = acquired.status();
+          co_return;
+        }
         lease = *std::move(acquired);
         timing->queue_wait += lease.queue_wait;
       }
     }
     if (lease.may_connect()) {
-      absl::StatusOr<ConnectResult> connected = co_await connector_.Connect(
-          address, pool_->NextConnectionId(), request.deadline);
-      retry_slot.Release();  // the retry's connect is done
-      if (!connected.ok()) {
-        pool_->ConnectFailed(address);
-        // A proxy that could not be reached or refused to carry the call
-        // is tried last from now on, and the next route takes over. Its
-        // verdicts on credentials (PERMISSION_DENIED) and the call's own
-        // deadline are not the route's fault.
-        const bool route_failed =
-            absl::IsUnavailable(connected.status()) ||
-            absl::IsInternal(connected.status());
-        if (route_failed && !routes[route].is_direct()) {
-          proxy_db_.Failed(routes[route]);
-        }
-        if (route_failed && route + 1 < routes.size()) {
-          address = AddressFor(request.url, routes[++route]);
-          allow_coalescing =
-              address.scheme == "https" && address.proxy.empty();
-          --attempt;  // a route change is not a retry
-          continue;
-        }
-        // Every route failed before anything was sent: the caller may have
-        // asked for another round (idempotent methods only), which the
-        // retry budget must allow.
-        const bool may_retry =
-            absl::IsUnavailable(connected.status()) &&
-            *connect_retries < request.connect_retries &&
-            IsIdempotent(request.method) && !abort->aborted() &&
-            absl::Now() < request.deadline;
-        if (may_retry) {
-          if (!retry_budget_.TryAcquire(
-                  in_flight_.load(std::memory_order_relaxed))) {
-            co_return HopResult{absl::UnavailableError(absl::StrCat(
-                connected.status().message(),
-                "; not retried: the retry budget is exhausted (",
-                retry_budget_.in_flight(), " retries in flight)"))};
-          }
-          retry_slot.Hold();
-          ++*connect_retries;
-          co_await RetryBackoff(*connect_retries, request.deadline,
-                                abort.get());
-          routes = SelectRoutes(request.url);
-          route = 0;
-          address = AddressFor(request.url, routes[0]);
-          allow_coalescing =
-              address.scheme == "https" && address.proxy.empty();
-          --attempt;  // connect retries have their own count
-          continue;
-        }
-        co_return HopResult{connected.status()};
+      const AfterConnect connected = co_await ConnectLease(
+          request, address, routes[route], route + 1 < routes.size(),
+          &retry_slot, connect_retries, abort, timing, &lease, result);
+      if (connected == AfterConnect::kFailed) co_return;
+      if (connected == AfterConnect::kNextRoute) {
+        address = AddressFor(request.url, routes[++route]);
+        allow_coalescing = address.scheme == "https" && address.proxy.empty();
+        --attempt;  // a route change is not a retry
+        continue;
       }
-      if (!routes[route].is_direct()) proxy_db_.Connected(routes[route]);
-      timing->dns += connected->dns_time;
-      timing->connect += connected->connect_time;
-      timing->tls += connected->tls_time;
-      // A multiplexed connection may lose to one another call opened
-      // meanwhile: the pool says which one this call uses.
-      lease.connection = pool_->AddConnected(connected->connection);
-      if (lease.connection == nullptr) {
-        connected->connection->Close();
-        co_return HopResult{absl::CancelledError("egressd is shutting down")};
+      if (connected == AfterConnect::kRetry) {
+        routes = SelectRoutes(request.url);
+        route = 0;
+        address = AddressFor(request.url, routes[0]);
+        allow_coalescing = address.scheme == "https" && address.proxy.empty();
+        --attempt;  // connect retries have their own count
+        continue;
       }
-      lease.reused = lease.connection != connected->connection;
     }
     retry_slot.Release();  // a retry that found a connection without one
-    const std::shared_ptr<Connection> connection = lease.connection;
+    const std::shared_ptr<Connection>& connection = lease.connection;
     if (connection->multiplexed() && lease.idle_for > absl::ZeroDuration() &&
         lease.idle_for >=
             options_.connector.http2.ping_before_reuse_after_idle) {
@@ -823,106 +799,205 @@ asio::awaitable<HttpClient::HopResult> HttpClient::RunHop(
       if (!alive.ok()) {
         pool_->Release(connection, false, CloseReason::kPingTimeout);
         if (attempt + 1 < kMaxAttempts) continue;
-        co_return HopResult{alive};
+        *result = std::move(alive);
+        co_return;
       }
     }
     timing->connection_acquired = absl::Now() - started;
     if (stream != nullptr && stream->cancelled()) {
       pool_->Release(connection, false, std::nullopt);
-      co_return HopResult{absl::CancelledError("the stream was cancelled")};
+      *result = absl::CancelledError("the stream was cancelled");
+      co_return;
     }
-    std::optional<ResponseSink> sink;
-    if (wants_sink) {
-      sink.emplace(this, stream, request, *connection, lease.reused, started,
-                   redirects);
-    }
-    // With read timeouts, the exchange gets its own CallAbort, which the
-    // watchdog may abort; the call's abort reaches it through a link.
-    std::shared_ptr<CallAbort> exchange_abort = abort;
-    if (timeouts.any()) {
-      exchange_abort = std::make_shared<CallAbort>();
-      if (!abort->Register([link = exchange_abort]() mutable {
-            link->Abort();
-          })) {
-        pool_->Release(connection, false, std::nullopt);
-        co_return HopResult{absl::CancelledError("the call was cancelled")};
-      }
-    }
-    Exchanged exchanged = co_await ExchangeOn(
-        connection, request, sink ? &*sink : nullptr, exchange_abort, timeouts);
-    if (exchange_abort != abort) abort->Unregister();
-    ExchangeResult& result = exchanged.result;
-    pool_->Release(connection, result.completed, result.close_reason);
-
-    if (sink.has_value()) {
-      if (sink->redirect_status() != 0) {
-        HopResult hop;
-        hop.redirect_status = sink->redirect_status();
-        hop.location = sink->location();
-        co_return hop;
-      }
-      if (!sink->failure().ok()) co_return HopResult{sink->failure()};
-    }
-    if (!result.response.ok()) {
-      const auto expired = static_cast<ReadWatchdog::Expired>(exchanged.expired);
-      if (expired == ReadWatchdog::Expired::kFirstByte) {
-        first_byte_timeouts_.fetch_add(1, std::memory_order_relaxed);
-        co_return HopResult{absl::DeadlineExceededError(absl::StrCat(
-            "no response head from ", request.url.Redacted(), " within ",
-            absl::FormatDuration(timeouts.first_byte),
-            " of sending the request (first_byte timeout)"))};
-      }
-      if (expired == ReadWatchdog::Expired::kIdleRead) {
-        idle_read_timeouts_.fetch_add(1, std::memory_order_relaxed);
-        co_return HopResult{absl::DeadlineExceededError(absl::StrCat(
-            "no data from ", request.url.Redacted(), " for ",
-            absl::FormatDuration(timeouts.idle_read),
-            " while reading the response body (idle_read timeout)"))};
-      }
-      // HTTP/2 said the request was not processed (REFUSED_STREAM, above a
-      // GOAWAY's last stream): safe to retry whatever the method.
-      if (result.not_processed && attempt + 1 < kMaxAttempts &&
-          !abort->aborted()) {
+    const AfterExchange next = co_await ExchangeOnce(
+        request, address, lease, attempt, started, stream, abort, timeouts,
+        wants_sink, timing, redirects, result, redirect);
+    switch (next) {
+      case AfterExchange::kDone:
+        co_return;
+      case AfterExchange::kRetry:
         allow_idle = true;
-        continue;
-      }
-      const bool stale_connection =
-          lease.reused && result.nothing_received &&
-          absl::IsUnavailable(result.response.status());
-      const bool safe = !result.request_written || IsIdempotent(request.method);
-      if (attempt == 0 && stale_connection && safe) {
-        allow_idle = false;  // a retry after a stale connection wants a fresh one
-        continue;
-      }
-      co_return HopResult{result.response.status()};
+        break;
+      case AfterExchange::kRetryOnFreshConnection:
+        allow_idle = false;
+        break;
+      case AfterExchange::kRetryWithoutCoalescing:
+        allow_coalescing = false;
+        break;
     }
-    if (result.response->status_code == 421 &&
-        connection->address() != address && attempt + 1 < kMaxAttempts) {
-      // 421 Misdirected Request on a coalesced connection: the origin will
-      // not serve this host there. Stop coalescing onto it and retry on
-      // this host's own connection (RFC 9110 section 15.5.20).
-      pool_->DisableCoalescing(connection->id());
-      allow_coalescing = false;
-      continue;
-    }
-    Response& response = *result.response;
-    if (sink.has_value()) {
-      if (absl::Status body = sink->Complete(&response); !body.ok()) {
-        co_return HopResult{std::move(body)};
-      }
-      if (sink->decoded()) {
-        responses_decoded_.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-    response.connection.connection_id = connection->id();
-    response.connection.reused = lease.reused;
-    response.connection.remote_address = connection->remote_address();
-    timing->request_written = result.request_written_at - started;
-    timing->first_byte = result.first_byte_at - started;
-    timing->total = absl::Now() - started;
-    response.timing = *timing;
-    co_return HopResult{std::move(response)};
   }
+}
+
+asio::awaitable<HttpClient::AfterConnect> HttpClient::ConnectLease(
+    const Request& request, const Address& address, const ProxyChoice& route,
+    bool another_route, RetrySlot* retry_slot, int* connect_retries,
+    const std::shared_ptr<CallAbort>& abort, CallTiming* timing, Lease* lease,
+    absl::StatusOr<Response>* result) {
+  absl::StatusOr<ConnectResult> connected = co_await connector_.Connect(
+      address, pool_->NextConnectionId(), request.deadline);
+  retry_slot->Release();  // the retry's connect is done
+  if (!connected.ok()) {
+    pool_->ConnectFailed(address);
+    // A proxy that could not be reached or refused to carry the call is
+    // tried last from now on, and the next route takes over. Its verdicts
+    // on credentials (PERMISSION_DENIED) and the call's own deadline are not
+    // the route's fault.
+    const bool route_failed = absl::IsUnavailable(connected.status()) ||
+                              absl::IsInternal(connected.status());
+    if (route_failed && !route.is_direct()) proxy_db_.Failed(route);
+    if (route_failed && another_route) co_return AfterConnect::kNextRoute;
+    // Every route failed before anything was sent: the caller may have
+    // asked for another round (idempotent methods only), which the retry
+    // budget must allow.
+    const bool may_retry = absl::IsUnavailable(connected.status()) &&
+                           *connect_retries < request.connect_retries &&
+                           IsIdempotent(request.method) && !abort->aborted() &&
+                           absl::Now() < request.deadline;
+    if (!may_retry) {
+      *result = connected.status();
+      co_return AfterConnect::kFailed;
+    }
+    if (!retry_budget_.TryAcquire(in_flight_.load(std::memory_order_relaxed))) {
+      *result = absl::UnavailableError(absl::StrCat(
+          connected.status().message(),
+          "; not retried: the retry budget is exhausted (",
+          retry_budget_.in_flight(), " retries in flight)"));
+      co_return AfterConnect::kFailed;
+    }
+    retry_slot->Hold();
+    ++*connect_retries;
+    co_await RetryBackoff(*connect_retries, request.deadline, abort.get());
+    co_return AfterConnect::kRetry;
+  }
+  if (!route.is_direct()) proxy_db_.Connected(route);
+  timing->dns += connected->dns_time;
+  timing->connect += connected->connect_time;
+  timing->tls += connected->tls_time;
+  // A multiplexed connection may lose to one another call opened meanwhile:
+  // the pool says which one this call uses.
+  lease->connection = pool_->AddConnected(connected->connection);
+  if (lease->connection == nullptr) {
+    connected->connection->Close();
+    *result = absl::CancelledError("egressd is shutting down");
+    co_return AfterConnect::kFailed;
+  }
+  lease->reused = lease->connection != connected->connection;
+  co_return AfterConnect::kConnected;
+}
+
+asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
+    const Request& request, const Address& address, const Lease& lease,
+    int attempt, absl::Time started, const std::shared_ptr<StreamCall>& stream,
+    const std::shared_ptr<CallAbort>& abort, ReadTimeouts timeouts,
+    bool wants_sink, CallTiming* timing,
+    const std::vector<RedirectHop>* redirects,
+    absl::StatusOr<Response>* result, Redirect* redirect) {
+  const std::shared_ptr<Connection>& connection = lease.connection;
+  // On the heap, and only when wanted: a plain unary call has none, and a
+  // slot in this frame would cost every call its 648 bytes.
+  std::unique_ptr<ResponseSink> sink;
+  if (wants_sink) {
+    sink = std::make_unique<ResponseSink>(this, stream, request, *connection,
+                                          lease.reused, started, redirects);
+  }
+  // With read timeouts, the exchange gets its own CallAbort, which the
+  // watchdog may abort; the call's abort reaches it through a link.
+  std::shared_ptr<CallAbort> exchange_abort = abort;
+  if (timeouts.any()) {
+    exchange_abort = std::make_shared<CallAbort>();
+    if (!abort->Register([link = exchange_abort]() mutable {
+          link->Abort();
+        })) {
+      pool_->Release(connection, false, std::nullopt);
+      *result = absl::CancelledError("the call was cancelled");
+      co_return AfterExchange::kDone;
+    }
+  }
+  Exchanged exchanged;
+  co_await ExchangeOn(connection, request, sink.get(), exchange_abort,
+                      timeouts, &exchanged);
+  if (exchange_abort != abort) abort->Unregister();
+  ExchangeResult& exchange = exchanged.result;
+  pool_->Release(connection, exchange.completed, exchange.close_reason);
+
+  if (sink != nullptr) {
+    if (sink->redirect_status() != 0) {
+      redirect->status = sink->redirect_status();
+      redirect->location = sink->location();
+      co_return AfterExchange::kDone;
+    }
+    if (!sink->failure().ok()) {
+      *result = sink->failure();
+      co_return AfterExchange::kDone;
+    }
+  }
+  if (!exchange.response.ok()) {
+    const auto expired = static_cast<ReadWatchdog::Expired>(exchanged.expired);
+    if (expired != ReadWatchdog::Expired::kNone) {
+      *result = ReadTimeoutError(expired, request, timeouts);
+      co_return AfterExchange::kDone;
+    }
+    // HTTP/2 said the request was not processed (REFUSED_STREAM, above a
+    // GOAWAY's last stream): safe to retry whatever the method.
+    if (exchange.not_processed && attempt + 1 < kMaxAttempts &&
+        !abort->aborted()) {
+      co_return AfterExchange::kRetry;
+    }
+    const bool stale_connection =
+        lease.reused && exchange.nothing_received &&
+        absl::IsUnavailable(exchange.response.status());
+    const bool safe = !exchange.request_written || IsIdempotent(request.method);
+    if (attempt == 0 && stale_connection && safe) {
+      // A retry after a stale connection wants a fresh one.
+      co_return AfterExchange::kRetryOnFreshConnection;
+    }
+    *result = exchange.response.status();
+    co_return AfterExchange::kDone;
+  }
+  if (exchange.response->status_code == 421 &&
+      connection->address() != address && attempt + 1 < kMaxAttempts) {
+    // 421 Misdirected Request on a coalesced connection: the origin will
+    // not serve this host there. Stop coalescing onto it and retry on
+    // this host's own connection (RFC 9110 section 15.5.20).
+    pool_->DisableCoalescing(connection->id());
+    co_return AfterExchange::kRetryWithoutCoalescing;
+  }
+  Response& response = *exchange.response;
+  if (sink != nullptr) {
+    if (absl::Status body = sink->Complete(&response); !body.ok()) {
+      *result = std::move(body);
+      co_return AfterExchange::kDone;
+    }
+    if (sink->decoded()) {
+      responses_decoded_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  response.connection.connection_id = connection->id();
+  response.connection.reused = lease.reused;
+  response.connection.remote_address = connection->remote_address();
+  timing->request_written = exchange.request_written_at - started;
+  timing->first_byte = exchange.first_byte_at - started;
+  timing->total = absl::Now() - started;
+  response.timing = *timing;
+  *result = std::move(response);
+  co_return AfterExchange::kDone;
+}
+
+absl::Status HttpClient::ReadTimeoutError(ReadWatchdog::Expired expired,
+                                          const Request& request,
+                                          const ReadTimeouts& timeouts) {
+  if (expired == ReadWatchdog::Expired::kFirstByte) {
+    first_byte_timeouts_.fetch_add(1, std::memory_order_relaxed);
+    return absl::DeadlineExceededError(absl::StrCat(
+        "no response head from ", request.url.Redacted(), " within ",
+        absl::FormatDuration(timeouts.first_byte),
+        " of sending the request (first_byte timeout)"));
+  }
+  idle_read_timeouts_.fetch_add(1, std::memory_order_relaxed);
+  return absl::DeadlineExceededError(absl::StrCat(
+      "no data from ", request.url.Redacted(), " for ",
+      absl::FormatDuration(timeouts.idle_read),
+      " while reading the response body (idle_read timeout)"));
 }
 
 void HttpClient::Shutdown(absl::Duration grace) {

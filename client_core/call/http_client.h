@@ -80,6 +80,7 @@
 #include "client_core/base/sync.h"
 #include "client_core/call/caller_limits.h"
 #include "client_core/call/leak_registry.h"
+#include "client_core/call/read_watchdog.h"
 #include "client_core/call/request_limits.h"
 #include "client_core/call/retry_budget.h"
 #include "client_core/call/stream_consumer.h"
@@ -258,18 +259,32 @@ class HttpClient {
   // StreamCall's consumer, or buffers it (unary); decodes it; spots a
   // redirect to follow; tells the ReadWatchdog about progress.
   class ResponseSink;
-  // What Run ends with: the result, and the address whose in-flight count
-  // (BeginRequest) the call still holds, if any.
+  // Holds a RetryBudget slot until released (at the latest with the call's
+  // hop).
+  class RetrySlot;
+  // Why the call coroutines below write their results through pointers and
+  // keep big locals in short-lived sub-coroutines: g++ 12 gives every local
+  // and temporary of a coroutine body, and its return value, a slot of its
+  // own in the frame for as long as the coroutine lives, and with 10,000
+  // calls in flight these frames are a large part of egressd's memory
+  // (docs/benchmarks.md, scenario 5). A call waiting for a connection holds
+  // only Run's and RunHop's frames.
+  //
+  // A redirect to follow (status 0: none): its status code and Location.
+  struct Redirect {
+    int status = 0;
+    std::string location;
+  };
+  // What a call ends with: the result, and the address whose in-flight
+  // count (BeginRequest) the call still holds, if any. With them on the
+  // heap, the state Run carries from hop to hop (Run's frame is the one
+  // every waiting call holds; this object's size class had room).
   struct RunResult {
     absl::StatusOr<Response> result;
     std::optional<Address> counted;
-  };
-  // One hop of a call: a response or an error, or a redirect to follow.
-  struct HopResult {
-    absl::StatusOr<Response> result;
-    // A redirect to follow: its status code and Location.
-    int redirect_status = 0;
-    std::string location;
+    int connect_retries = 0;
+    std::vector<RedirectHop> redirects;  // the hops followed so far
+    Redirect redirect;                   // the last hop's, if any
   };
   // The read timeouts of one exchange (zero: off).
   struct ReadTimeouts {
@@ -285,29 +300,77 @@ class HttpClient {
     // The read timeout that ended the exchange (ReadWatchdog::Expired).
     int expired = 0;
   };
+  // What RunHop does after one exchange.
+  enum class AfterExchange {
+    kDone,                     // the hop has its result or redirect
+    kRetry,                    // HTTP/2 did not process the request
+    kRetryOnFreshConnection,   // a stale pooled connection failed
+    kRetryWithoutCoalescing,   // 421 on a coalesced connection
+  };
   // Admits the call (request limits, caller and in-flight limits), takes
   // the idle fast path, and spawns Run; `done` gets the result. `stream` is
   // null for a unary call.
   void Start(Request request, std::shared_ptr<StreamCall> stream,
              std::shared_ptr<CallAbort> abort, Callback done);
-  // The whole call: one hop, then one per redirect followed. `routes`: the
-  // ways to the origin in order (routes[0] gave `address`).
-  asio::awaitable<RunResult> Run(Request request, Address address,
-                                 std::vector<ProxyChoice> routes, Lease idle,
-                                 absl::Time started,
-                                 std::shared_ptr<StreamCall> stream,
-                                 std::shared_ptr<CallAbort> abort);
+  // The whole call: one hop, then one per redirect followed; ends with
+  // `*run` set. `routes`: the ways to the origin in order (routes[0] gave
+  // `address`).
+  asio::awaitable<void> Run(Request request, Address address,
+                            std::vector<ProxyChoice> routes, Lease idle,
+                            absl::Time started,
+                            std::shared_ptr<StreamCall> stream,
+                            std::shared_ptr<CallAbort> abort, RunResult* run);
+  // Moves a call on to the redirect's target: `*request`, `*routes` and
+  // `*address` become the next hop's, `redirects` records the hop, and the
+  // in-flight count moves to the new origin. An error ends the call.
+  absl::Status FollowRedirect(const Redirect& redirect, Request* request,
+                              std::vector<ProxyChoice>* routes,
+                              Address* address, RunResult* run,
+                              std::vector<RedirectHop>* redirects);
   // One request and its response, with the safe retries (stale connection,
   // HTTP/2 refused streams, 421) and the opted-in connect retries; a failed
-  // connect moves on to the next route. `timing` and `connect_retries`
-  // accumulate over hops; `redirects` are the hops before this one (a
-  // streamed head carries them).
-  asio::awaitable<HopResult> RunHop(
-      const Request& request, Address address,
-      std::vector<ProxyChoice> routes, Lease idle, absl::Time started,
+  // connect moves on to the next route, which changes `*hop_address` (and a
+  // retried round `*hop_routes`). `*idle`: a pooled connection for the
+  // first attempt, if any (taken). Ends with `*result` set, or with
+  // `*redirect` set to follow. `timing` and `connect_retries` accumulate
+  // over hops; `redirects` are the hops before this one (a streamed head
+  // carries them).
+  asio::awaitable<void> RunHop(
+      const Request& request, Address* hop_address,
+      std::vector<ProxyChoice>* hop_routes, Lease* idle, absl::Time started,
       const std::shared_ptr<StreamCall>& stream,
       const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
-      int* connect_retries, const std::vector<RedirectHop>* redirects);
+      int* connect_retries, const std::vector<RedirectHop>* redirects,
+      absl::StatusOr<Response>* result, Redirect* redirect);
+  // What RunHop does after connecting for a lease.
+  enum class AfterConnect {
+    kConnected,  // `*lease` has the connection
+    kNextRoute,  // this route failed; another is left
+    kRetry,      // every route failed; retry the round (backed off already)
+    kFailed,     // `*result` has the error
+  };
+  // Opens a connection to `address` through `route` for RunHop's `*lease`;
+  // `another_route`: routes are left after this one.
+  asio::awaitable<AfterConnect> ConnectLease(
+      const Request& request, const Address& address, const ProxyChoice& route,
+      bool another_route, RetrySlot* retry_slot, int* connect_retries,
+      const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
+      Lease* lease, absl::StatusOr<Response>* result);
+  // One exchange of RunHop on `lease`'s connection (attempt number
+  // `attempt`), which it gives back to the pool; with kDone, `*result` or
+  // `*redirect` is set.
+  asio::awaitable<AfterExchange> ExchangeOnce(
+      const Request& request, const Address& address, const Lease& lease,
+      int attempt, absl::Time started,
+      const std::shared_ptr<StreamCall>& stream,
+      const std::shared_ptr<CallAbort>& abort, ReadTimeouts timeouts,
+      bool wants_sink, CallTiming* timing,
+      const std::vector<RedirectHop>* redirects,
+      absl::StatusOr<Response>* result, Redirect* redirect);
+  // The error of an exchange a read timeout ended (counted).
+  absl::Status ReadTimeoutError(ReadWatchdog::Expired expired,
+                                const Request& request,
+                                const ReadTimeouts& timeouts);
   // The ways to reach `url`'s origin, in order: direct, or proxies (one
   // that failed recently goes last). Never empty.
   std::vector<ProxyChoice> SelectRoutes(const Url& url);
@@ -317,12 +380,17 @@ class HttpClient {
   // client's, for each.
   ReadTimeouts TimeoutsFor(const Request& request) const;
   // Runs the exchange on the connection's own event loop, with a
-  // ReadWatchdog there when `timeouts` has any (it aborts `abort`).
-  asio::awaitable<Exchanged> ExchangeOn(std::shared_ptr<Connection> connection,
-                                        const Request& request,
-                                        ResponseSink* sink,
-                                        std::shared_ptr<CallAbort> abort,
-                                        ReadTimeouts timeouts);
+  // ReadWatchdog there when `timeouts` has any (it aborts `abort`), into
+  // `*out`.
+  asio::awaitable<void> ExchangeOn(std::shared_ptr<Connection> connection,
+                                   const Request& request, ResponseSink* sink,
+                                   std::shared_ptr<CallAbort> abort,
+                                   ReadTimeouts timeouts, Exchanged* out);
+  // ExchangeOn run on `connection`'s own loop (from another one).
+  asio::awaitable<void> ExchangeOnItsLoop(
+      const std::shared_ptr<Connection>& connection, const Request& request,
+      ResponseSink* sink, const std::shared_ptr<CallAbort>& abort,
+      ReadTimeouts timeouts, Exchanged* out);
   // Waits before connect retry number `retry` (1-based): full jitter over
   // 25 ms * 2^(retry-1), at most 250 ms; ends early at `deadline` or when
   // `abort` is aborted.
