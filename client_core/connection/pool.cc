@@ -1,6 +1,7 @@
 #include "client_core/connection/pool.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -824,9 +825,20 @@ size_t ConnectionPool::StateHash::operator()(const Address& a) const {
 }
 
 bool ConnectionPool::AddressState::Matches(const Address& a) const {
+  // offsetof on a type with non-trivial members is "conditionally
+  // supported"; g++ and clang compute it as for any class without virtual
+  // bases.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  static_assert(offsetof(AddressState, key) + kInlineKeySize <= 128,
+                "an AddressState's counters and key must fit its first two "
+                "cache lines");
+#pragma GCC diagnostic pop
   if (a.port != port) return false;
-  if (!a.proxy.empty() || !address.proxy.empty()) return a == address;
+  // Only a direct address's key is inline, so an inline key decides without
+  // touching the cold `address`.
   if (!key_inline) return a == address;
+  if (!a.proxy.empty()) return false;
   return a.scheme.size() == scheme_size &&
          a.scheme.size() + a.host.size() == key_size &&
          std::memcmp(key, a.scheme.data(), scheme_size) == 0 &&
