@@ -167,9 +167,10 @@ class Connection {
   // mid-exchange an HTTP/1.1 connection is closed (call_aborted) and an
   // HTTP/2 stream is reset (the connection stays).
   //
-  // The result goes to `*result`, which the caller keeps until the exchange
-  // ends: a coroutine's return value would take one more slot (480 bytes)
-  // in every frame it passes through, for as long as the exchange runs.
+  // The result goes to `*result`, a default-constructed ExchangeResult the
+  // caller keeps until the exchange ends: a coroutine's return value would
+  // take one more slot (480 bytes) in every frame it passes through, for as
+  // long as the exchange runs.
   virtual asio::awaitable<void> ExchangeInto(
       const Request& request, const Http1Limits& limits,
       uint64_t max_body_bytes, absl::Time deadline, ExchangeResult* result,
