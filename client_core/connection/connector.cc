@@ -133,42 +133,90 @@ absl::Status Connector::CheckOriginName(absl::string_view scheme,
   return absl::OkStatus();
 }
 
+void Connector::CountFailure(ConnectFailure failure, const Address& address,
+                             uint64_t connection_id) {
+  failures_[static_cast<size_t>(failure)].fetch_add(1,
+                                                    std::memory_order_relaxed);
+  if (options_.listener != nullptr) {
+    options_.listener->OnConnectFailed(connection_id, address, failure);
+  }
+}
+
 asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     const Address& address, uint64_t connection_id, absl::Time deadline) {
-  asio::any_io_executor executor = co_await asio::this_coro::executor;
-  const auto failed = [this, &address, connection_id](ConnectFailure failure) {
-    failures_[static_cast<size_t>(failure)].fetch_add(
-        1, std::memory_order_relaxed);
-    if (options_.listener != nullptr) {
-      options_.listener->OnConnectFailed(connection_id, address, failure);
+  std::shared_ptr<const Proxy> proxy;
+  if (absl::Status ready =
+          CheckBeforeDialling(address, connection_id, deadline, &proxy);
+      !ready.ok()) {
+    co_return ready;
+  }
+  // Through a proxy: TCP goes to the proxy, which reaches the origin.
+  Address dial_address = address;
+  if (proxy != nullptr) {
+    dial_address.host = proxy->host;
+    dial_address.port = proxy->port;
+  }
+  // 1. Resolve (and let the egress policy judge the addresses).
+  absl::Duration dns_time;
+  absl::StatusOr<std::vector<asio::ip::address>> ips =
+      co_await ResolveForDialling(address, connection_id, dial_address.host,
+                                  proxy != nullptr, deadline, &dns_time);
+  if (!ips.ok()) co_return ips.status();
+  // 2, 3 and 6. Order the routes, race them, record the outcome.
+  absl::StatusOr<RaceWinner> won = co_await RaceRoutes(
+      address, dial_address, connection_id, *ips, deadline);
+  if (!won.ok()) co_return won.status();
+  ConnectResult result;
+  result.route = won->route;
+  result.dns_time = dns_time;
+  result.connect_time = won->connect_time;
+  result.attempts = won->attempts;
+  asio::ip::tcp::socket socket = std::move(won->socket);
+  // 4. Through the proxy to the origin.
+  if (proxy != nullptr && !address.host.empty()) {
+    absl::Status through = co_await ThroughProxy(
+        socket, *proxy, address, result.route.endpoint, deadline);
+    if (!through.ok()) {
+      asio::error_code ignored;
+      socket.close(ignored);
+      CountFailure(absl::IsDeadlineExceeded(through) ? ConnectFailure::kDeadline
+                                                     : ConnectFailure::kProxy,
+                   address, connection_id);
+      co_return through;
     }
-  };
+  }
+  // 5. TLS, and the protocol.
+  absl::Status established =
+      co_await Establish(std::move(socket), address, connection_id, proxy,
+                         result.route, deadline, &result);
+  if (!established.ok()) co_return established;
+  co_return result;
+}
+
+absl::Status Connector::CheckBeforeDialling(
+    const Address& address, uint64_t connection_id, absl::Time deadline,
+    std::shared_ptr<const Proxy>* proxy) {
   // Judged by name before any DNS lookup, direct or through a proxy: a host
   // the rules refuse is never resolved or dialled. (An http:// Address
   // through an HTTP proxy has no host; HttpClient judges each request.)
   if (!address.host.empty()) {
     absl::Status allowed = CheckOriginName(address.scheme, address.host);
     if (!allowed.ok()) {
-      failed(ConnectFailure::kEgressPolicy);
-      co_return allowed;
+      CountFailure(ConnectFailure::kEgressPolicy, address, connection_id);
+      return allowed;
     }
   }
-  const DestinationOptions& destination = tls_->rules().For(address.host);
-  // Through a proxy: TCP goes to the proxy, which reaches the origin.
-  std::shared_ptr<const Proxy> proxy;
   if (!address.proxy.empty()) {
-    proxy = FindProxy(address.proxy);
-    if (proxy == nullptr) {
-      failed(ConnectFailure::kProxy);
-      co_return absl::InternalError(absl::StrCat(
+    *proxy = FindProxy(address.proxy);
+    if (*proxy == nullptr) {
+      CountFailure(ConnectFailure::kProxy, address, connection_id);
+      return absl::InternalError(absl::StrCat(
           "no proxy named '", address.proxy, "' is configured"));
     }
   }
-  const std::string& dial_host = proxy ? proxy->host : address.host;
-  const uint16_t dial_port = proxy ? proxy->port : address.port;
   // The origin's IP, when the URL names one, is judged even through a proxy
   // (a host name is the proxy's to resolve, and its own policy's to judge).
-  if (proxy != nullptr && options_.policy != nullptr &&
+  if (*proxy != nullptr && options_.policy != nullptr &&
       !address.host.empty()) {
     const std::optional<asio::ip::address> origin_ip =
         Resolver::IpLiteral(address.host);
@@ -176,19 +224,24 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
       PolicyDecision decision =
           options_.policy->Check(address.host, *origin_ip, address.port);
       if (!decision.allowed) {
-        failed(ConnectFailure::kEgressPolicy);
-        co_return decision.ToStatus(address.host);
+        CountFailure(ConnectFailure::kEgressPolicy, address, connection_id);
+        return decision.ToStatus(address.host);
       }
     }
   }
-  const absl::Time dns_start = absl::Now();
-  if (dns_start >= deadline) {
-    failed(ConnectFailure::kDeadline);
-    co_return absl::DeadlineExceededError(absl::StrCat(
+  if (absl::Now() >= deadline) {
+    CountFailure(ConnectFailure::kDeadline, address, connection_id);
+    return absl::DeadlineExceededError(absl::StrCat(
         "deadline exceeded before connecting to ", address.ToString()));
   }
+  return absl::OkStatus();
+}
 
-  // 1. Resolve.
+asio::awaitable<absl::StatusOr<std::vector<asio::ip::address>>>
+Connector::ResolveForDialling(const Address& address, uint64_t connection_id,
+                              const std::string& dial_host, bool through_proxy,
+                              absl::Time deadline, absl::Duration* dns_time) {
+  const absl::Time dns_start = absl::Now();
   std::vector<asio::ip::address> ips;
   const std::optional<asio::ip::address> literal =
       Resolver::IpLiteral(dial_host);
@@ -198,27 +251,26 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     absl::StatusOr<std::vector<asio::ip::address>> resolved =
         co_await resolver_->Resolve(dial_host, deadline);
     if (!resolved.ok()) {
-      failed(absl::IsDeadlineExceeded(resolved.status())
-                 ? ConnectFailure::kDeadline
-                 : ConnectFailure::kDns);
+      CountFailure(absl::IsDeadlineExceeded(resolved.status())
+                       ? ConnectFailure::kDeadline
+                       : ConnectFailure::kDns,
+                   address, connection_id);
       co_return resolved.status();
     }
     ips = *std::move(resolved);
   }
   if (ips.empty()) {
-    failed(ConnectFailure::kDns);
+    CountFailure(ConnectFailure::kDns, address, connection_id);
     co_return absl::UnavailableError(
         absl::StrCat("DNS lookup of '", dial_host, "' found no address"));
   }
-  const absl::Time connect_start = absl::Now();
-  const absl::Duration dns_time =
-      literal ? absl::ZeroDuration() : connect_start - dns_start;
+  *dns_time = literal ? absl::ZeroDuration() : absl::Now() - dns_start;
 
-  // 2. The egress policy judges every resolved address, and only those it
+  // The egress policy judges every resolved address, and only those it
   // allows are dialled: the address checked is the address connected to,
   // so DNS rebinding cannot slip past the check. A proxy's own addresses
   // are the operator's choice, not the caller's: they are not judged.
-  if (options_.policy != nullptr && proxy == nullptr) {
+  if (options_.policy != nullptr && !through_proxy) {
     std::vector<asio::ip::address> allowed;
     absl::Status first_denial;
     for (const asio::ip::address& ip : ips) {
@@ -231,20 +283,25 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
       }
     }
     if (allowed.empty()) {
-      failed(ConnectFailure::kEgressPolicy);
+      CountFailure(ConnectFailure::kEgressPolicy, address, connection_id);
       co_return first_denial;
     }
     ips = std::move(allowed);
   }
+  co_return ips;
+}
 
-  // 3. Order the routes.
-  Address dial_address = address;
-  dial_address.host = dial_host;
-  dial_address.port = dial_port;
+asio::awaitable<absl::StatusOr<Connector::RaceWinner>> Connector::RaceRoutes(
+    const Address& address, const Address& dial_address,
+    uint64_t connection_id, const std::vector<asio::ip::address>& ips,
+    absl::Time deadline) {
+  asio::any_io_executor executor = co_await asio::this_coro::executor;
+  const absl::Time connect_start = absl::Now();
+  // 2. Order the routes.
   const std::vector<Route> routes = RouteSelector(&route_database_)
                                         .Select(dial_address, ips, connect_start);
 
-  // 4. Race them.
+  // 3. Race them.
   auto race = std::make_shared<Race>(executor);
   std::vector<std::shared_ptr<Attempt>> attempts;
   size_t next = 0;  // routes[next] is the next route to try
@@ -301,7 +358,7 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
       // Attempts cut short by the caller's deadline say nothing about their
       // routes: they are not marked failed.
       end_race();
-      failed(ConnectFailure::kDeadline);
+      CountFailure(ConnectFailure::kDeadline, address, connection_id);
       co_return absl::DeadlineExceededError(absl::StrCat(
           "deadline exceeded while connecting to ", address.ToString(),
           failures.empty() ? "" : " (", failures, failures.empty() ? "" : ")"));
@@ -342,7 +399,7 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
         }
         if (attempt->completed && attempt->error) why = ConnectFailure::kNetwork;
       }
-      failed(why);
+      CountFailure(why, address, connection_id);
       co_return absl::UnavailableError(absl::StrCat(
           "connect to ", address.ToString(), " failed: ", failures));
     }
@@ -356,7 +413,7 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
     co_await race->wake.async_wait(kNoThrow);
   }
 
-  // 4. Record the outcome; cancel the losers.
+  // 6. Record the outcome; cancel the losers.
   const absl::Time now = absl::Now();
   for (const std::shared_ptr<Attempt>& attempt : attempts) {
     if (attempt == winner || attempt->settled) continue;
@@ -366,86 +423,81 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
   }
   end_race();
   route_database_.Connected(winner->route);
+  co_return RaceWinner{std::move(winner->socket), winner->route,
+                       static_cast<int>(attempts.size()), now - connect_start};
+}
 
-  ConnectResult result;
-  result.route = winner->route;
-  result.dns_time = dns_time;
-  result.connect_time = now - connect_start;
-  result.attempts = static_cast<int>(attempts.size());
-
-  // 5. Through the proxy to the origin: a CONNECT tunnel (HTTP proxy,
-  // https) or a SOCKS5 connect; an HTTP proxy's http:// connection carries
-  // absolute-form requests instead.
-  asio::ip::tcp::socket socket = std::move(winner->socket);
-  if (proxy != nullptr && !address.host.empty()) {
-    absl::Status through;
-    if (proxy->scheme == Proxy::Scheme::kSocks5) {
-      through = co_await Socks5Connect(socket, *proxy, address.host,
-                                       address.port, deadline);
-    } else if (address.scheme == "https") {
-      const asio::ip::tcp::endpoint endpoint = winner->route.endpoint;
-      const absl::Duration connect_timeout = options_.connect_timeout;
-      ProxyReconnect reconnect =
-          [executor, endpoint, deadline,
-           connect_timeout]() -> asio::awaitable<
-                                  absl::StatusOr<asio::ip::tcp::socket>> {
-        asio::ip::tcp::socket again(executor);
-        asio::error_code ec;
-        {
-          SocketDeadline guard(again, std::min(deadline, absl::Now() +
-                                                            connect_timeout));
-          std::tie(ec) = co_await again.async_connect(endpoint, kNoThrow);
-        }
-        if (ec) {
-          co_return absl::UnavailableError(absl::StrCat(
-              "reconnecting to the proxy at ", EndpointToString(endpoint),
-              " failed: ", ec.message()));
-        }
-        co_return std::move(again);
-      };
-      absl::StatusOr<Tunnel> tunnel =
-          co_await ConnectTunnel(std::move(socket), *proxy, address.host,
-                                 address.port, deadline, nullptr, reconnect);
-      if (tunnel.ok()) {
-        socket = std::move(tunnel->socket);
-      } else {
-        through = tunnel.status();
-        socket = asio::ip::tcp::socket(executor);
-      }
-    }
-    if (!through.ok()) {
-      asio::error_code ignored;
-      socket.close(ignored);
-      failed(absl::IsDeadlineExceeded(through) ? ConnectFailure::kDeadline
-                                              : ConnectFailure::kProxy);
-      co_return through;
-    }
+asio::awaitable<absl::Status> Connector::ThroughProxy(
+    asio::ip::tcp::socket& socket, const Proxy& proxy, const Address& address,
+    const asio::ip::tcp::endpoint& proxy_endpoint, absl::Time deadline) {
+  if (proxy.scheme == Proxy::Scheme::kSocks5) {
+    absl::Status connected = co_await Socks5Connect(
+        socket, proxy, address.host, address.port, deadline);
+    co_return connected;
   }
+  // An HTTP proxy's http:// connection carries absolute-form requests.
+  if (address.scheme != "https") co_return absl::OkStatus();
+  asio::any_io_executor executor = co_await asio::this_coro::executor;
+  const asio::ip::tcp::endpoint endpoint = proxy_endpoint;
+  const absl::Duration connect_timeout = options_.connect_timeout;
+  ProxyReconnect reconnect =
+      [executor, endpoint, deadline,
+       connect_timeout]() -> asio::awaitable<
+                              absl::StatusOr<asio::ip::tcp::socket>> {
+    asio::ip::tcp::socket again(executor);
+    asio::error_code ec;
+    {
+      SocketDeadline guard(again, std::min(deadline, absl::Now() +
+                                                        connect_timeout));
+      std::tie(ec) = co_await again.async_connect(endpoint, kNoThrow);
+    }
+    if (ec) {
+      co_return absl::UnavailableError(absl::StrCat(
+          "reconnecting to the proxy at ", EndpointToString(endpoint),
+          " failed: ", ec.message()));
+    }
+    co_return std::move(again);
+  };
+  absl::StatusOr<Tunnel> tunnel =
+      co_await ConnectTunnel(std::move(socket), proxy, address.host,
+                             address.port, deadline, nullptr, reconnect);
+  if (!tunnel.ok()) {
+    socket = asio::ip::tcp::socket(executor);
+    co_return tunnel.status();
+  }
+  socket = std::move(tunnel->socket);
+  co_return absl::OkStatus();
+}
 
-  // 6. TLS, and the protocol.
+asio::awaitable<absl::Status> Connector::Establish(
+    asio::ip::tcp::socket socket, const Address& address,
+    uint64_t connection_id, const std::shared_ptr<const Proxy>& proxy,
+    const Route& route, absl::Time deadline, ConnectResult* result) {
   std::unique_ptr<Transport> transport;
   Protocol protocol = Protocol::kHttp11;
   if (address.scheme == "https") {
-    absl::StatusOr<TlsClient::Handshaken> handshaken = co_await tls_->Handshake(
-        std::move(socket), address,
-        EndpointToString(winner->route.endpoint), deadline);
+    const std::string peer = EndpointToString(route.endpoint);
+    absl::StatusOr<TlsClient::Handshaken> handshaken =
+        co_await tls_->Handshake(std::move(socket), address, peer, deadline);
     if (!handshaken.ok()) {
-      failed(absl::IsDeadlineExceeded(handshaken.status())
-                 ? ConnectFailure::kDeadline
-                 : ConnectFailure::kTls);
+      CountFailure(absl::IsDeadlineExceeded(handshaken.status())
+                       ? ConnectFailure::kDeadline
+                       : ConnectFailure::kTls,
+                   address, connection_id);
       co_return handshaken.status();
     }
     transport = std::move(handshaken->transport);
-    result.tls_time = handshaken->handshake_time;
+    result->tls_time = handshaken->handshake_time;
     if (transport->tls_info()->alpn == "h2") protocol = Protocol::kHttp2;
   } else {
     transport = std::make_unique<Transport>(std::move(socket));
-    if (destination.protocols == HttpProtocols::kHttp2 && proxy == nullptr) {
+    if (tls_->rules().For(address.host).protocols == HttpProtocols::kHttp2 &&
+        proxy == nullptr) {
       protocol = Protocol::kHttp2;  // h2c with prior knowledge
     }
   }
   if (protocol == Protocol::kHttp2) {
-    result.connection = std::make_shared<Http2Connection>(
+    result->connection = std::make_shared<Http2Connection>(
         connection_id, address, std::move(transport), options_.http2);
   } else {
     auto http1 = std::make_shared<Http1Connection>(connection_id, address,
@@ -455,10 +507,10 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
         address.scheme == "http") {
       http1->set_http_proxy(proxy);
     }
-    result.connection = std::move(http1);
+    result->connection = std::move(http1);
   }
-  result.connection->Start();
-  co_return result;
+  result->connection->Start();
+  co_return absl::OkStatus();
 }
 
 }  // namespace egress

@@ -36,11 +36,15 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "asio/awaitable.hpp"
+#include "asio/ip/address.hpp"
+#include "asio/ip/tcp.hpp"
 #include "client_core/connection/address.h"
 #include "client_core/connection/connection.h"
 #include "client_core/http2/http2_options.h"
@@ -178,6 +182,60 @@ class Connector {
   std::shared_ptr<const Proxy> FindProxy(const std::string& name) const;
 
  private:
+  // The steps of Connect(), each a function of its own so that Connect()
+  // reads as the list above (and so that a coroutine frame holds a step's
+  // locals only while the step runs: every connecting call has one). A step
+  // that fails counts the failure (CountFailure) and returns the error
+  // Connect() returns.
+  //
+  // The connect the race won: its socket and route, the attempts started,
+  // and the time from the first attempt's start to the win.
+  struct RaceWinner {
+    asio::ip::tcp::socket socket;
+    Route route;
+    int attempts = 0;
+    absl::Duration connect_time;
+  };
+  // Counts a failed Connect() by kind and tells the listener.
+  void CountFailure(ConnectFailure failure, const Address& address,
+                    uint64_t connection_id);
+  // What is judged before any lookup: the origin's name (CheckOriginName),
+  // the proxy (`*proxy`, null when direct) and the origin's IP literal
+  // through it, and the deadline.
+  absl::Status CheckBeforeDialling(const Address& address,
+                                   uint64_t connection_id, absl::Time deadline,
+                                   std::shared_ptr<const Proxy>* proxy);
+  // Steps 1 and the policy: the addresses of `dial_host` (the origin's, or
+  // the proxy's when `through_proxy`) that may be dialled; `*dns_time` is
+  // the lookup's time.
+  asio::awaitable<absl::StatusOr<std::vector<asio::ip::address>>>
+  ResolveForDialling(const Address& address, uint64_t connection_id,
+                     const std::string& dial_host, bool through_proxy,
+                     absl::Time deadline, absl::Duration* dns_time);
+  // Steps 2, 3 and 6: orders the routes to `dial_address` at `ips`, races
+  // them and records the outcome. `address` names the call's origin in
+  // errors.
+  asio::awaitable<absl::StatusOr<RaceWinner>> RaceRoutes(
+      const Address& address, const Address& dial_address,
+      uint64_t connection_id, const std::vector<asio::ip::address>& ips,
+      absl::Time deadline);
+  // Step 4 on `socket`, connected to `proxy` at `proxy_endpoint`: a CONNECT
+  // tunnel or a SOCKS5 connect to `address`'s origin (`socket` becomes the
+  // tunnel's), or nothing for an HTTP proxy's http:// connection.
+  asio::awaitable<absl::Status> ThroughProxy(
+      asio::ip::tcp::socket& socket, const Proxy& proxy,
+      const Address& address,
+      const asio::ip::tcp::endpoint& proxy_endpoint, absl::Time deadline);
+  // Step 5: TLS for https, then the Connection for the protocol, started,
+  // into `result->connection` (and `result->tls_time`).
+  asio::awaitable<absl::Status> Establish(asio::ip::tcp::socket socket,
+                                          const Address& address,
+                                          uint64_t connection_id,
+                                          const std::shared_ptr<const Proxy>& proxy,
+                                          const Route& route,
+                                          absl::Time deadline,
+                                          ConnectResult* result);
+
   const ConnectorOptions options_;
   const std::shared_ptr<Resolver> resolver_;
   const std::shared_ptr<TlsClient> tls_;
