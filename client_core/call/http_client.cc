@@ -543,9 +543,6 @@ asio::awaitable<void> HttpClient::ExchangeOn(
     std::shared_ptr<Connection> connection, const Request& request,
     ResponseSink* sink, std::shared_ptr<CallAbort> abort,
     ReadTimeouts timeouts, Exchanged* out) {
-  // Results are named locals, never temporaries inside a co_await
-  // expression: g++ 12 destroys such temporaries twice (seen here as a
-  // connection freed while pooled).
   asio::any_io_executor here = co_await asio::this_coro::executor;
   if (connection->executor() != here) {
     // A connection handed over from another loop: the exchange runs on the
@@ -658,8 +655,7 @@ asio::awaitable<void> HttpClient::Run(Request request, Address address,
   for (;;) {
     run->redirect.status = 0;
     co_await RunHop(request, &address, &routes, &idle, started, stream, abort,
-                    &timing, &run->connect_retries, &run->redirects,
-                    &run->result, &run->redirect);
+                    &timing, run);
     idle = Lease{};
     if (run->redirect.status == 0) {
       if (run->result.ok()) {
@@ -673,8 +669,7 @@ asio::awaitable<void> HttpClient::Run(Request request, Address address,
       co_return;
     }
     if (absl::Status followed =
-            FollowRedirect(run->redirect, &request, &routes, &address, run,
-                           &run->redirects);
+            FollowRedirect(&request, &routes, &address, run);
         !followed.ok()) {
       run->result = std::move(followed);
       co_return;
@@ -682,11 +677,11 @@ asio::awaitable<void> HttpClient::Run(Request request, Address address,
   }
 }
 
-absl::Status HttpClient::FollowRedirect(const Redirect& redirect,
-                                        Request* request,
+absl::Status HttpClient::FollowRedirect(Request* request,
                                         std::vector<ProxyChoice>* routes,
-                                        Address* address, RunResult* run,
-                                        std::vector<RedirectHop>* redirects) {
+                                        Address* address, RunResult* run) {
+  const Redirect& redirect = run->redirect;
+  std::vector<RedirectHop>* redirects = &run->redirects;
   if (static_cast<int>(redirects->size()) >= request->max_redirects) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "stopped after ", redirects->size(),
@@ -720,13 +715,12 @@ asio::awaitable<void> HttpClient::RunHop(
     std::vector<ProxyChoice>* hop_routes, Lease* idle, absl::Time started,
     const std::shared_ptr<StreamCall>& stream,
     const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
-    int* connect_retries, const std::vector<RedirectHop>* redirects,
-    absl::StatusOr<Response>* result, Redirect* redirect) {
+    RunResult* run) {
   Address& address = *hop_address;
   std::vector<ProxyChoice>& routes = *hop_routes;
   size_t route = 0;
   bool allow_idle = true;
-  bool allow_coalescing = address.scheme == "https" && address.proxy.empty();
+  bool allow_coalescing = MayCoalesceOnto(address);
   const HttpProtocols protocols = connector_.tls().rules().For(address.host).protocols;
   const bool may_multiplex =
       address.scheme == "https" ? protocols != HttpProtocols::kHttp11
@@ -743,7 +737,7 @@ asio::awaitable<void> HttpClient::RunHop(
       if (idle->connection) {
         pool_->Release(idle->connection, false, std::nullopt);
       }
-      *result = absl::CancelledError("the call was cancelled");
+      run->result = absl::CancelledError("the call was cancelled");
       co_return;
     }
     if (attempt == 0 && idle->connection) {
@@ -761,7 +755,7 @@ asio::awaitable<void> HttpClient::RunHop(
         absl::StatusOr<Lease> acquired = co_await pool_->Acquire(
             address, request.deadline, allow_idle, may_multiplex);
         if (!acquired.ok()) {
-          *result = acquired.status();
+          run->result = acquired.status();
           co_return;
         }
         lease = *std::move(acquired);
@@ -771,11 +765,11 @@ asio::awaitable<void> HttpClient::RunHop(
     if (lease.may_connect()) {
       const AfterConnect connected = co_await ConnectLease(
           request, address, routes[route], route + 1 < routes.size(),
-          &retry_slot, connect_retries, abort, timing, &lease, result);
+          &retry_slot, abort, timing, &lease, run);
       if (connected == AfterConnect::kFailed) co_return;
       if (connected == AfterConnect::kNextRoute) {
         address = AddressFor(request.url, routes[++route]);
-        allow_coalescing = address.scheme == "https" && address.proxy.empty();
+        allow_coalescing = MayCoalesceOnto(address);
         --attempt;  // a route change is not a retry
         continue;
       }
@@ -783,7 +777,7 @@ asio::awaitable<void> HttpClient::RunHop(
         routes = SelectRoutes(request.url);
         route = 0;
         address = AddressFor(request.url, routes[0]);
-        allow_coalescing = address.scheme == "https" && address.proxy.empty();
+        allow_coalescing = MayCoalesceOnto(address);
         --attempt;  // connect retries have their own count
         continue;
       }
@@ -799,19 +793,19 @@ asio::awaitable<void> HttpClient::RunHop(
       if (!alive.ok()) {
         pool_->Release(connection, false, CloseReason::kPingTimeout);
         if (attempt + 1 < kMaxAttempts) continue;
-        *result = std::move(alive);
+        run->result = std::move(alive);
         co_return;
       }
     }
     timing->connection_acquired = absl::Now() - started;
     if (stream != nullptr && stream->cancelled()) {
       pool_->Release(connection, false, std::nullopt);
-      *result = absl::CancelledError("the stream was cancelled");
+      run->result = absl::CancelledError("the stream was cancelled");
       co_return;
     }
-    const AfterExchange next = co_await ExchangeOnce(
-        request, address, lease, attempt, started, stream, abort, timeouts,
-        wants_sink, timing, redirects, result, redirect);
+    const AfterExchange next =
+        co_await ExchangeOnce(request, address, lease, attempt, started,
+                              stream, abort, timeouts, wants_sink, timing, run);
     switch (next) {
       case AfterExchange::kDone:
         co_return;
@@ -830,9 +824,9 @@ asio::awaitable<void> HttpClient::RunHop(
 
 asio::awaitable<HttpClient::AfterConnect> HttpClient::ConnectLease(
     const Request& request, const Address& address, const ProxyChoice& route,
-    bool another_route, RetrySlot* retry_slot, int* connect_retries,
+    bool another_route, RetrySlot* retry_slot,
     const std::shared_ptr<CallAbort>& abort, CallTiming* timing, Lease* lease,
-    absl::StatusOr<Response>* result) {
+    RunResult* run) {
   absl::StatusOr<ConnectResult> connected = co_await connector_.Connect(
       address, pool_->NextConnectionId(), request.deadline);
   retry_slot->Release();  // the retry's connect is done
@@ -850,23 +844,23 @@ asio::awaitable<HttpClient::AfterConnect> HttpClient::ConnectLease(
     // asked for another round (idempotent methods only), which the retry
     // budget must allow.
     const bool may_retry = absl::IsUnavailable(connected.status()) &&
-                           *connect_retries < request.connect_retries &&
+                           run->connect_retries < request.connect_retries &&
                            IsIdempotent(request.method) && !abort->aborted() &&
                            absl::Now() < request.deadline;
     if (!may_retry) {
-      *result = connected.status();
+      run->result = connected.status();
       co_return AfterConnect::kFailed;
     }
     if (!retry_budget_.TryAcquire(in_flight_.load(std::memory_order_relaxed))) {
-      *result = absl::UnavailableError(absl::StrCat(
+      run->result = absl::UnavailableError(absl::StrCat(
           connected.status().message(),
           "; not retried: the retry budget is exhausted (",
           retry_budget_.in_flight(), " retries in flight)"));
       co_return AfterConnect::kFailed;
     }
     retry_slot->Hold();
-    ++*connect_retries;
-    co_await RetryBackoff(*connect_retries, request.deadline, abort.get());
+    ++run->connect_retries;
+    co_await RetryBackoff(run->connect_retries, request.deadline, abort.get());
     co_return AfterConnect::kRetry;
   }
   if (!route.is_direct()) proxy_db_.Connected(route);
@@ -878,7 +872,7 @@ asio::awaitable<HttpClient::AfterConnect> HttpClient::ConnectLease(
   lease->connection = pool_->AddConnected(connected->connection);
   if (lease->connection == nullptr) {
     connected->connection->Close();
-    *result = absl::CancelledError("egressd is shutting down");
+    run->result = absl::CancelledError("egressd is shutting down");
     co_return AfterConnect::kFailed;
   }
   lease->reused = lease->connection != connected->connection;
@@ -889,16 +883,15 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
     const Request& request, const Address& address, const Lease& lease,
     int attempt, absl::Time started, const std::shared_ptr<StreamCall>& stream,
     const std::shared_ptr<CallAbort>& abort, ReadTimeouts timeouts,
-    bool wants_sink, CallTiming* timing,
-    const std::vector<RedirectHop>* redirects,
-    absl::StatusOr<Response>* result, Redirect* redirect) {
+    bool wants_sink, CallTiming* timing, RunResult* run) {
   const std::shared_ptr<Connection>& connection = lease.connection;
   // On the heap, and only when wanted: a plain unary call has none, and a
   // slot in this frame would cost every call its 648 bytes.
   std::unique_ptr<ResponseSink> sink;
   if (wants_sink) {
     sink = std::make_unique<ResponseSink>(this, stream, request, *connection,
-                                          lease.reused, started, redirects);
+                                          lease.reused, started,
+                                          &run->redirects);
   }
   // With read timeouts, the exchange gets its own CallAbort, which the
   // watchdog may abort; the call's abort reaches it through a link.
@@ -909,7 +902,7 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
           link->Abort();
         })) {
       pool_->Release(connection, false, std::nullopt);
-      *result = absl::CancelledError("the call was cancelled");
+      run->result = absl::CancelledError("the call was cancelled");
       co_return AfterExchange::kDone;
     }
   }
@@ -922,19 +915,19 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
 
   if (sink != nullptr) {
     if (sink->redirect_status() != 0) {
-      redirect->status = sink->redirect_status();
-      redirect->location = sink->location();
+      run->redirect.status = sink->redirect_status();
+      run->redirect.location = sink->location();
       co_return AfterExchange::kDone;
     }
     if (!sink->failure().ok()) {
-      *result = sink->failure();
+      run->result = sink->failure();
       co_return AfterExchange::kDone;
     }
   }
   if (!exchange.response.ok()) {
     const auto expired = static_cast<ReadWatchdog::Expired>(exchanged.expired);
     if (expired != ReadWatchdog::Expired::kNone) {
-      *result = ReadTimeoutError(expired, request, timeouts);
+      run->result = ReadTimeoutError(expired, request, timeouts);
       co_return AfterExchange::kDone;
     }
     // HTTP/2 said the request was not processed (REFUSED_STREAM, above a
@@ -951,7 +944,7 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
       // A retry after a stale connection wants a fresh one.
       co_return AfterExchange::kRetryOnFreshConnection;
     }
-    *result = exchange.response.status();
+    run->result = exchange.response.status();
     co_return AfterExchange::kDone;
   }
   if (exchange.response->status_code == 421 &&
@@ -965,7 +958,7 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
   Response& response = *exchange.response;
   if (sink != nullptr) {
     if (absl::Status body = sink->Complete(&response); !body.ok()) {
-      *result = std::move(body);
+      run->result = std::move(body);
       co_return AfterExchange::kDone;
     }
     if (sink->decoded()) {
@@ -979,7 +972,7 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
   timing->first_byte = exchange.first_byte_at - started;
   timing->total = absl::Now() - started;
   response.timing = *timing;
-  *result = std::move(response);
+  run->result = std::move(response);
   co_return AfterExchange::kDone;
 }
 

@@ -268,7 +268,10 @@ class HttpClient {
   // own in the frame for as long as the coroutine lives, and with 10,000
   // calls in flight these frames are a large part of egressd's memory
   // (docs/benchmarks.md, scenario 5). A call waiting for a connection holds
-  // only Run's and RunHop's frames.
+  // only Run's and RunHop's frames. In them, callables and results are
+  // named locals, never temporaries inside a co_await expression: g++ 12
+  // destroys such temporaries twice (seen here as a connection freed while
+  // pooled).
   //
   // A redirect to follow (status 0: none): its status code and Location.
   struct Redirect {
@@ -320,53 +323,49 @@ class HttpClient {
                             absl::Time started,
                             std::shared_ptr<StreamCall> stream,
                             std::shared_ptr<CallAbort> abort, RunResult* run);
-  // Moves a call on to the redirect's target: `*request`, `*routes` and
-  // `*address` become the next hop's, `redirects` records the hop, and the
-  // in-flight count moves to the new origin. An error ends the call.
-  absl::Status FollowRedirect(const Redirect& redirect, Request* request,
+  // Moves a call on to `run->redirect`'s target: `*request`, `*routes` and
+  // `*address` become the next hop's, `run->redirects` records the hop, and
+  // the in-flight count moves to the new origin. An error ends the call.
+  absl::Status FollowRedirect(Request* request,
                               std::vector<ProxyChoice>* routes,
-                              Address* address, RunResult* run,
-                              std::vector<RedirectHop>* redirects);
+                              Address* address, RunResult* run);
   // One request and its response, with the safe retries (stale connection,
   // HTTP/2 refused streams, 421) and the opted-in connect retries; a failed
   // connect moves on to the next route, which changes `*hop_address` (and a
   // retried round `*hop_routes`). `*idle`: a pooled connection for the
-  // first attempt, if any (taken). Ends with `*result` set, or with
-  // `*redirect` set to follow. `timing` and `connect_retries` accumulate
-  // over hops; `redirects` are the hops before this one (a streamed head
-  // carries them).
-  asio::awaitable<void> RunHop(
-      const Request& request, Address* hop_address,
-      std::vector<ProxyChoice>* hop_routes, Lease* idle, absl::Time started,
-      const std::shared_ptr<StreamCall>& stream,
-      const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
-      int* connect_retries, const std::vector<RedirectHop>* redirects,
-      absl::StatusOr<Response>* result, Redirect* redirect);
+  // first attempt, if any (taken). Ends with `run->result` set, or with
+  // `run->redirect` set to follow. `timing` and `run->connect_retries`
+  // accumulate over hops; `run->redirects` are the hops before this one (a
+  // streamed head carries them).
+  asio::awaitable<void> RunHop(const Request& request, Address* hop_address,
+                               std::vector<ProxyChoice>* hop_routes,
+                               Lease* idle, absl::Time started,
+                               const std::shared_ptr<StreamCall>& stream,
+                               const std::shared_ptr<CallAbort>& abort,
+                               CallTiming* timing, RunResult* run);
   // What RunHop does after connecting for a lease.
   enum class AfterConnect {
     kConnected,  // `*lease` has the connection
     kNextRoute,  // this route failed; another is left
     kRetry,      // every route failed; retry the round (backed off already)
-    kFailed,     // `*result` has the error
+    kFailed,     // `run->result` has the error
   };
   // Opens a connection to `address` through `route` for RunHop's `*lease`;
   // `another_route`: routes are left after this one.
   asio::awaitable<AfterConnect> ConnectLease(
       const Request& request, const Address& address, const ProxyChoice& route,
-      bool another_route, RetrySlot* retry_slot, int* connect_retries,
+      bool another_route, RetrySlot* retry_slot,
       const std::shared_ptr<CallAbort>& abort, CallTiming* timing,
-      Lease* lease, absl::StatusOr<Response>* result);
+      Lease* lease, RunResult* run);
   // One exchange of RunHop on `lease`'s connection (attempt number
-  // `attempt`), which it gives back to the pool; with kDone, `*result` or
-  // `*redirect` is set.
+  // `attempt`), which it gives back to the pool; with kDone, `run->result`
+  // or `run->redirect` is set.
   asio::awaitable<AfterExchange> ExchangeOnce(
       const Request& request, const Address& address, const Lease& lease,
       int attempt, absl::Time started,
       const std::shared_ptr<StreamCall>& stream,
       const std::shared_ptr<CallAbort>& abort, ReadTimeouts timeouts,
-      bool wants_sink, CallTiming* timing,
-      const std::vector<RedirectHop>* redirects,
-      absl::StatusOr<Response>* result, Redirect* redirect);
+      bool wants_sink, CallTiming* timing, RunResult* run);
   // The error of an exchange a read timeout ended (counted).
   absl::Status ReadTimeoutError(ReadWatchdog::Expired expired,
                                 const Request& request,
@@ -376,6 +375,11 @@ class HttpClient {
   std::vector<ProxyChoice> SelectRoutes(const Url& url);
   // The pool's Address for `url` reached through `route`.
   static Address AddressFor(const Url& url, const ProxyChoice& route);
+  // Whether a call to `address` may use another host's HTTP/2 connection:
+  // https, direct.
+  static bool MayCoalesceOnto(const Address& address) {
+    return address.scheme == "https" && address.proxy.empty();
+  }
   // The read timeouts for `request`: the shorter of its own and the
   // client's, for each.
   ReadTimeouts TimeoutsFor(const Request& request) const;

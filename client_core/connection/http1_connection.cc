@@ -51,14 +51,14 @@ Http1Connection::Http1Connection(uint64_t id, Address address,
 Http1Connection::~Http1Connection() = default;
 
 void Http1Connection::Fail(const asio::error_code& ec, absl::string_view during,
-                           const Request& request, bool aborted, bool expired,
+                           const Request& request, const SocketDeadline& guard,
                            ExchangeResult* result) const {
   result->nothing_received = parser_->nothing_received();
-  if (aborted) {
+  if (guard.aborted()) {
     result->response = absl::CancelledError(absl::StrCat(
         "the call was cancelled while ", during, " ", request.url.Redacted()));
     result->close_reason = CloseReason::kCallAborted;
-  } else if (expired) {
+  } else if (guard.expired()) {
     result->response = absl::DeadlineExceededError(absl::StrCat(
         "deadline exceeded while ", during, " ", request.url.Redacted()));
     result->close_reason = CloseReason::kCallAborted;
@@ -130,8 +130,7 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
                                            asio::buffer(request.body)};
   auto [wec, wn] = co_await transport().Write(out);
   if (wec) {
-    Fail(wec, "writing the request to", request, guard.aborted(),
-         guard.expired(), &result);
+    Fail(wec, "writing the request to", request, guard, &result);
     co_return;
   }
   result.request_written = true;
@@ -144,7 +143,7 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
     // An abort that arrived between two reads cancelled nothing pending.
     if (guard.aborted()) {
       Fail(asio::error::operation_aborted, "reading the response from",
-           request, guard.aborted(), guard.expired(), &result);
+           request, guard, &result);
       co_return;
     }
     auto [rec, n] = co_await transport().ReadSome(
@@ -157,8 +156,7 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
       break;  // close-delimited body complete
     }
     if (rec) {
-      Fail(rec, "reading the response from", request, guard.aborted(),
-           guard.expired(), &result);
+      Fail(rec, "reading the response from", request, guard, &result);
       co_return;
     }
     if (result.first_byte_at == absl::InfinitePast()) {

@@ -20,6 +20,8 @@
 
 namespace egress {
 
+class SocketDeadline;
+
 class Http1Connection final : public Connection {
  public:
   Http1Connection(uint64_t id, Address address,
@@ -52,9 +54,10 @@ class Http1Connection final : public Connection {
   // bytes), and with 10,000 calls in flight frames are most of egressd's
   // memory. Each fills `result` in place.
   //
-  // I/O failed (`ec`) while `during` ("writing the request to", ...).
+  // I/O failed (`ec`) while `during` ("writing the request to", ...);
+  // `guard` says whether the call's abort or deadline caused it.
   void Fail(const asio::error_code& ec, absl::string_view during,
-            const Request& request, bool aborted, bool expired,
+            const Request& request, const SocketDeadline& guard,
             ExchangeResult* result) const;
   // The parser refused what the origin sent (`what`), or its EOF.
   void FailOnOrigin(const absl::Status& what, const Request& request,
