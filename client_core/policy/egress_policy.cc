@@ -265,6 +265,31 @@ const std::pair<const std::string, size_t>* FindSuffix(
   return nullptr;
 }
 
+// Decodes %XX escapes of `text` into `*out`; false when an escape is
+// malformed or decodes to a byte no host name has (a control byte, a space,
+// '%', '/'), which a proxy would not resolve as written either.
+bool PercentDecode(absl::string_view text, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out->push_back(text[i]);
+      continue;
+    }
+    if (i + 2 >= text.size() ||
+        !absl::ascii_isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+        !absl::ascii_isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      return false;
+    }
+    const std::string byte =
+        absl::HexStringToBytes(std::string(text.substr(i + 1, 2)));
+    const unsigned char c = static_cast<unsigned char>(byte[0]);
+    if (c <= 0x20 || c == 0x7f || c == '%' || c == '/') return false;
+    out->push_back(static_cast<char>(c));
+    i += 2;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::string_view PolicyDecision::rule_name() const {
@@ -412,9 +437,10 @@ absl::Status EgressPolicy::Compile() {
 }
 
 PolicyDecision EgressPolicy::Decide(size_t counter, bool deny,
-                                    std::string reason) const {
+                                    std::string reason, Count count) const {
   Counter& c = *counters_[counter];
-  c.decisions.fetch_add(1, std::memory_order_relaxed);
+  const bool counted = deny || count == Count::kAlways;
+  if (counted) c.decisions.fetch_add(1, std::memory_order_relaxed);
   PolicyDecision decision;
   decision.rule = c.rule;
   decision.reason = std::move(reason);
@@ -454,30 +480,86 @@ PolicyDecision EgressPolicy::CheckHost(absl::string_view host) const {
 PolicyDecision EgressPolicy::Check(absl::string_view host,
                                    const asio::ip::address& resolved_ip,
                                    uint16_t port) const {
+  return Judge(host, resolved_ip, port, Count::kAlways);
+}
+
+std::optional<PolicyDecision> EgressPolicy::JudgeName(
+    absl::string_view normalised_host, uint16_t port, Count count) const {
   // 1. port
   if (!allowed_ports_.empty() &&
       !std::binary_search(allowed_ports_.begin(), allowed_ports_.end(), port)) {
     return Decide(port_counter_, /*deny=*/true,
-                  absl::StrFormat("port %d is not an allowed port", port));
+                  absl::StrFormat("port %d is not an allowed port", port),
+                  count);
   }
-
   // 2. host deny
-  const std::string normalised_host = NormaliseHost(host);
   if (auto it = deny_hosts_.find(normalised_host); it != deny_hosts_.end()) {
-    return Decide(it->second, /*deny=*/true, "host is on the deny list");
+    return Decide(it->second, /*deny=*/true, "host is on the deny list",
+                  count);
   }
   if (const auto* entry = FindSuffix(deny_suffixes_, normalised_host)) {
-    return Decide(entry->second, /*deny=*/true, "host is in a denied domain");
+    return Decide(entry->second, /*deny=*/true, "host is in a denied domain",
+                  count);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> EgressPolicy::OwnListenerAt(
+    absl::Span<const asio::ip::address> forms, uint16_t port) const {
+  std::shared_ptr<const std::vector<OwnListener>> listeners;
+  {
+    MutexLock lock(&own_listeners_mu_);
+    listeners = own_listeners_;
+  }
+  if (listeners == nullptr) return std::nullopt;
+  for (const OwnListener& listener : *listeners) {
+    if (listener.port != port) continue;
+    const bool wildcard = listener.address.is_unspecified();
+    const std::string listener_key = AddressKey(listener.address);
+    for (const asio::ip::address& form : forms) {
+      if (wildcard ? (form.is_loopback() ||
+                      self_addresses_.contains(AddressKey(form)))
+                   : AddressKey(form) == listener_key) {
+        return listener.name;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+void EgressPolicy::SetOwnListeners(std::vector<OwnListener> listeners) const {
+  auto set = std::make_shared<const std::vector<OwnListener>>(
+      std::move(listeners));
+  MutexLock lock(&own_listeners_mu_);
+  own_listeners_ = std::move(set);
+}
+
+PolicyDecision EgressPolicy::Judge(absl::string_view host,
+                                   const asio::ip::address& resolved_ip,
+                                   uint16_t port, Count count) const {
+  // 1. port, 2. host deny
+  const std::string normalised_host = NormaliseHost(host);
+  if (std::optional<PolicyDecision> denied =
+          JudgeName(normalised_host, port, count)) {
+    return *std::move(denied);
+  }
+
+  const absl::InlinedVector<asio::ip::address, 5> deny_forms =
+      DenyForms(resolved_ip);
+  // 2b. own listener
+  if (std::optional<std::string> own = OwnListenerAt(deny_forms, port)) {
+    return Decide(self_counter_, /*deny=*/true,
+                  absl::StrCat("resolved address and port are egressd's own ",
+                               *own, " listener"),
+                  count);
   }
 
   // 3. CIDR deny
-  const absl::InlinedVector<asio::ip::address, 5> deny_forms =
-      DenyForms(resolved_ip);
   for (const CidrRule& rule : deny_cidrs_) {
     for (const asio::ip::address& form : deny_forms) {
       if (rule.range.Contains(form)) {
         return Decide(rule.counter, /*deny=*/true,
-                      "resolved address is in a denied range");
+                      "resolved address is in a denied range", count);
       }
     }
   }
@@ -488,42 +570,91 @@ PolicyDecision EgressPolicy::Check(absl::string_view host,
   for (const CidrRule& rule : allow_cidrs_) {
     for (const asio::ip::address& form : allow_forms) {
       if (rule.range.Contains(form)) {
-        return Decide(rule.counter, /*deny=*/false, "");
+        return Decide(rule.counter, /*deny=*/false, "", count);
       }
     }
   }
 
-  // 5. self
-  if (!self_addresses_.empty()) {
+  // 5. self: a public address of egressd's host. One in a denied category
+  // is named by that category (step 7): "loopback" says more about
+  // 127.0.0.1:8080 than "one of egressd's own addresses" would.
+  const AddressClass address_class = ClassifyAddress(resolved_ip);
+  if (!self_addresses_.empty() &&
+      address_class.category == AddressCategory::kPublic) {
     for (const asio::ip::address& form : deny_forms) {
       if (self_addresses_.contains(AddressKey(form))) {
         return Decide(self_counter_, /*deny=*/true,
-                      "resolved address is one of egressd's own addresses");
+                      "resolved address is an address of egressd's own host",
+                      count);
       }
     }
   }
 
   // 6. host exempt
-  const AddressClass address_class = ClassifyAddress(resolved_ip);
   const bool exemption_may_open =
       address_class.category != AddressCategory::kCloudMetadata &&
       address_class.category != AddressCategory::kUnspecified;
   if (exemption_may_open) {
     if (auto it = exempt_hosts_.find(normalised_host);
         it != exempt_hosts_.end()) {
-      return Decide(it->second, /*deny=*/false, "");
+      return Decide(it->second, /*deny=*/false, "", count);
     }
     if (const auto* entry = FindSuffix(exempt_suffixes_, normalised_host)) {
-      return Decide(entry->second, /*deny=*/false, "");
+      return Decide(entry->second, /*deny=*/false, "", count);
     }
   }
 
   // 7. category, 8. public
   if (address_class.category == AddressCategory::kPublic) {
-    return Decide(public_counter_, /*deny=*/false, "");
+    return Decide(public_counter_, /*deny=*/false, "", count);
   }
   return Decide(category_counters_[static_cast<size_t>(address_class.category)],
-                /*deny=*/true, CategoryReason(address_class));
+                /*deny=*/true, CategoryReason(address_class), count);
+}
+
+PolicyDecision EgressPolicy::CheckDestination(absl::string_view host,
+                                              uint16_t port) const {
+  PolicyDecision by_allowlist = CheckHost(host);
+  if (!by_allowlist.allowed) return by_allowlist;
+  // The form a proxy may resolve: percent-decoded (a URL's reg-name may
+  // carry escapes, and some proxies decode them), without brackets.
+  std::string name = NormaliseHost(absl::StripPrefix(
+      absl::StripSuffix(host, "]"), "["));
+  if (name.find('%') != std::string::npos) {
+    std::string decoded;
+    if (PercentDecode(name, &decoded)) name = NormaliseHost(decoded);
+  }
+  asio::error_code not_ip;
+  const asio::ip::address literal = asio::ip::make_address(name, not_ip);
+  if (!not_ip) return Judge(host, literal, port, Count::kDenials);
+  if (name == "localhost" || absl::EndsWith(name, ".localhost")) {
+    // RFC 6761 6.3: resolvers answer these with loopback addresses, egressd's
+    // and a proxy's alike. Judged as egressd judges a name it resolves (one
+    // allowed address admits it; only those are dialled), except that a
+    // loop into egressd's own listener on either address denies the name:
+    // a proxy may pick that address.
+    std::optional<PolicyDecision> first_denial;
+    bool any_allowed = false;
+    for (const asio::ip::address& loopback :
+         {asio::ip::address(asio::ip::address_v4::loopback()),
+          asio::ip::address(asio::ip::address_v6::loopback())}) {
+      PolicyDecision decision = Judge(host, loopback, port, Count::kDenials);
+      const bool denies = !decision.allowed || decision.report_only_would_deny;
+      if (denies && decision.rule == "deny:self_address") return decision;
+      if (!denies) {
+        any_allowed = true;
+      } else if (!first_denial.has_value()) {
+        first_denial = std::move(decision);
+      }
+    }
+    if (!any_allowed) return *std::move(first_denial);
+  }
+  if (std::optional<PolicyDecision> denied =
+          JudgeName(name, port, Count::kDenials)) {
+    return *std::move(denied);
+  }
+  PolicyDecision pass = by_allowlist;
+  return pass;
 }
 
 absl::Status EgressPolicy::CheckStatus(absl::string_view host,

@@ -12,6 +12,17 @@
 // resolves. The policy itself does no I/O: no DNS, no logging. Callers log a
 // decision with report_only_would_deny set.
 //
+// Before a route is chosen, every request's destination is judged the same
+// way whatever route will carry it (direct, an HTTP proxy, a CONNECT tunnel,
+// SOCKS5): CheckDestination(host, port). An IP-literal destination is judged
+// by the address rules, always. A name is judged by the *name rules* (the
+// allow-list, the port, the host deny lists, and names that always resolve
+// to loopback, RFC 6761: "localhost" and "*.localhost", judged as 127.0.0.1
+// and ::1). A name that egressd resolves itself is then judged again on
+// every resolved address (Check); a name that only a proxy resolves cannot
+// be: the name rules are all egressd can apply to it (docs/configuration.md,
+// "What each route kind guarantees").
+//
 // Vocabulary:
 //   - A *rule* is one reason to allow or deny, named "<verdict>:<name>" with
 //     an optional " <entry>" naming the configured entry that matched:
@@ -57,6 +68,11 @@
 //                    Deny lists beat allow lists so an operator can carve an
 //                    exception out of an allowed block or domain
 //                    (allow 10.0.0.0/8 but deny 10.0.0.0/24).
+//   2b. own listener the address (in any of its forms) and port are one of
+//                    egressd's own listeners (own_listeners; a wildcard
+//                    listener covers loopback and self_addresses on its
+//                    port): "deny:self_address", naming the listener. Before
+//                    the allow lists: no rule opens a loop back into egressd.
 //   4. CIDR allow    the address (or its IPv4-mapped twin: 10.0.0.1 and
 //                    ::ffff:10.0.0.1 are the same destination) is in an
 //                    allow_cidrs entry ("allow:cidr <cidr>", first in
@@ -64,8 +80,12 @@
 //                    covered by an IPv4 allow entry: they go through a NAT64
 //                    gateway or tunnel relay, which is another destination.
 //   5. self          the address, or any IPv4 address it embeds, is one of
-//                    self_addresses: "deny:self_address". Only an allow CIDR
-//                    (step 4) opens it.
+//                    self_addresses and is not in a default-denied category
+//                    (a public address of egressd's own host, on a port that
+//                    is not a listener): "deny:self_address". Only an allow
+//                    CIDR (step 4) opens it. A self address in a denied
+//                    category (127.0.0.1:8080, a pod IP) is denied by that
+//                    category at step 7, which names it more precisely.
 //   6. host exempt   the host is in exempt_hosts ("allow:exempt_host <host>")
 //                    or under an exempt_domain_suffixes entry
 //                    ("allow:exempt_domain_suffix <suffix>") — unless the
@@ -94,8 +114,9 @@
 // literals in canonical form ("[::1]", "0:0::1" and "::1" are one entry) and
 // no domain suffix ever covers an IP literal.
 //
-// Thread-safety: immutable after Create(); Check() and RuleCounters() may be
-// called from any thread concurrently. Counters are relaxed atomics: a
+// Thread-safety: immutable after Create() but for SetOwnListeners(), which
+// is thread-safe; Check() and RuleCounters() may be called from any thread
+// concurrently. Counters are relaxed atomics: a
 // snapshot is not a consistent cut across rules, but every count is exact.
 #ifndef EGRESS_CLIENT_CORE_POLICY_EGRESS_POLICY_H_
 #define EGRESS_CLIENT_CORE_POLICY_EGRESS_POLICY_H_
@@ -103,6 +124,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -111,7 +133,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "asio/ip/address.hpp"
+#include "client_core/base/sync.h"
 #include "client_core/policy/address_class.h"
 #include "client_core/policy/cidr.h"
 
@@ -162,6 +186,17 @@ struct EgressPolicyOptions {
   // CIDR covers them: a caller must not reach egressd's admin endpoints or
   // loop a Fetch back into egressd.
   std::vector<asio::ip::address> self_addresses;
+};
+
+// One of egressd's own listening sockets, as bound.
+struct OwnListener {
+  // The bound address and port. An unspecified address (0.0.0.0, ::) is a
+  // wildcard listener: it covers its port on every loopback address and on
+  // every one of self_addresses.
+  asio::ip::address address;
+  uint16_t port = 0;
+  // What it serves, for the denial's reason: "Fetch", "admin", "metrics".
+  std::string name;
 };
 
 struct PolicyDecision {
@@ -231,6 +266,22 @@ class EgressPolicy {
                            const asio::ip::address& resolved_ip,
                            uint16_t port) const;
 
+  // Judges a request's destination before a route is chosen (see the file
+  // comment): the host allow-list; an IP literal (with or without brackets)
+  // by every address rule of Check(); a name by the name rules (port, host
+  // deny lists; "localhost" and "*.localhost" as 127.0.0.1 and ::1). A name
+  // is judged percent-decoded, the form a proxy may resolve. Denials are
+  // counted; an allowed destination is not (the connection's own checks
+  // count what they admit), so no request is counted twice. Never fails.
+  PolicyDecision CheckDestination(absl::string_view host, uint16_t port) const;
+
+  // egressd's own listeners, as bound (step 2b). Replaces any earlier set.
+  // Thread-safe: may be called while other threads run Check(). Const
+  // because the policy is shared as const once built, and the listeners are
+  // known only after it is (egressd binds its ports after building the
+  // client); they are the one part of a policy that changes.
+  void SetOwnListeners(std::vector<OwnListener> listeners) const;
+
   // A snapshot of every rule's counters, in evaluation order.
   std::vector<RuleCount> RuleCounters() const;
 
@@ -253,8 +304,27 @@ class EgressPolicy {
 
   // The counter for `rule`, created on first use (Compile only).
   size_t CounterFor(const std::string& rule);
-  // Counts and returns a decision of `rule`; `deny` says what it decides.
-  PolicyDecision Decide(size_t counter, bool deny, std::string reason) const;
+  // Whether a decision is counted: always (connect-time checks), or only
+  // when it denies (CheckDestination, whose admissions are counted later).
+  enum class Count { kAlways, kDenials };
+
+  // Counts (per `count`) and returns a decision of `rule`; `deny` says what
+  // it decides.
+  PolicyDecision Decide(size_t counter, bool deny, std::string reason,
+                        Count count = Count::kAlways) const;
+  // Check(), counting per `count`.
+  PolicyDecision Judge(absl::string_view host,
+                       const asio::ip::address& resolved_ip, uint16_t port,
+                       Count count) const;
+  // Steps 1 and 2, the rules a name can be judged by without its addresses:
+  // a denial, or nullopt when neither decides. `normalised_host` is
+  // NormaliseHost's form.
+  std::optional<PolicyDecision> JudgeName(absl::string_view normalised_host,
+                                          uint16_t port, Count count) const;
+  // The name of the own listener (step 2b) that `forms` and `port` reach,
+  // or nullopt.
+  std::optional<std::string> OwnListenerAt(
+      absl::Span<const asio::ip::address> forms, uint16_t port) const;
 
   const EgressPolicyOptions options_;
 
@@ -272,6 +342,11 @@ class EgressPolicy {
   std::vector<CidrRule> allow_cidrs_;
   // Addresses as 16 bytes (IPv4 as IPv4-mapped), so forms compare equal.
   absl::flat_hash_set<std::string> self_addresses_;
+  // SetOwnListeners' set: replaced whole; a reader copies the pointer
+  // under the lock and reads the set without it.
+  mutable Mutex own_listeners_mu_;
+  mutable std::shared_ptr<const std::vector<OwnListener>> own_listeners_
+      ABSL_GUARDED_BY(own_listeners_mu_);
 
   size_t host_not_allowed_counter_ = 0;  // valid when an allow-list is set
   size_t port_counter_ = 0;

@@ -957,7 +957,7 @@ TEST(EgressPolicyTest, SelfAddressesAreDeniedInEveryForm) {
                });
   EXPECT_EQ(policy->CheckStatus("x", Ip("8.8.4.4"), 80).message(),
             "egress to 'x' denied by rule 'self_address' (resolved address is "
-            "one of egressd's own addresses)");
+            "an address of egressd's own host)");
 }
 
 TEST(EgressPolicyTest, AllowCidrOpensSelfAddresses) {
@@ -970,15 +970,62 @@ TEST(EgressPolicyTest, AllowCidrOpensSelfAddresses) {
                             "allow:cidr 127.0.0.0/8"}});
 }
 
-TEST(EgressPolicyTest, SelfAddressInADeniedCategoryIsNamedSelf) {
+// Issue 14: "one of egressd's own addresses" for any loopback port misled
+// operators. A port that is not one of egressd's listeners, on an address in
+// a denied category, is named by the category; egressd's own listener is
+// named as such.
+TEST(EgressPolicyTest, SelfAddressInADeniedCategoryIsNamedByItsCategory) {
   EgressPolicyOptions options;
-  options.self_addresses = {Ip("10.0.0.7")};
+  options.self_addresses = {Ip("10.0.0.7"), Ip("127.0.0.1")};
   std::unique_ptr<EgressPolicy> policy = MustCreate(options);
   ASSERT_NE(policy, nullptr);
+  policy->SetOwnListeners({{Ip("10.0.0.7"), 7070, "Fetch"},
+                           {Ip("127.0.0.1"), 9902, "metrics"}});
   ExpectVerdicts(*policy, {
-                              {"x", "10.0.0.7", 80, false, "deny:self_address"},
-                              {"x", "10.0.0.8", 80, false, "deny:private"},
+                              {"x", "10.0.0.7", 80, false, "deny:private"},
+                              {"x", "10.0.0.7", 7070, false, "deny:self_address"},
+                              {"x", "10.0.0.8", 7070, false, "deny:private"},
+                              {"x", "127.0.0.1", 8080, false, "deny:loopback"},
+                              {"x", "127.0.0.1", 9902, false, "deny:self_address"},
                           });
+  EXPECT_EQ(policy->CheckStatus("x", Ip("127.0.0.1"), 8080).message(),
+            "egress to 'x' denied by rule 'loopback' (resolved address is a "
+            "loopback address)");
+  EXPECT_EQ(policy->CheckStatus("x", Ip("::ffff:127.0.0.1"), 9902).message(),
+            "egress to 'x' denied by rule 'self_address' (resolved address "
+            "and port are egressd's own metrics listener)");
+}
+
+// No allow rule opens a loop back into egressd: its listeners are judged
+// before the allow lists, so --allow_cidr=127.0.0.0/8 (local development)
+// still keeps a caller off the admin and metrics ports.
+TEST(EgressPolicyTest, OwnListenersAreDeniedWhateverTheAllowLists) {
+  EgressPolicyOptions options;
+  options.allow_cidrs = {"127.0.0.0/8", "::1"};
+  options.exempt_hosts = {"me.example"};
+  options.self_addresses = {Ip("192.0.2.10")};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  // Before SetOwnListeners, nothing is a listener.
+  ExpectVerdicts(*policy, {{"x", "127.0.0.1", 9901, true,
+                            "allow:cidr 127.0.0.0/8"}});
+  policy->SetOwnListeners({{Ip("127.0.0.1"), 9901, "admin"},
+                           {Ip("0.0.0.0"), 9902, "metrics"}});
+  ExpectVerdicts(
+      *policy,
+      {
+          {"x", "127.0.0.1", 9901, false, "deny:self_address"},
+          {"x", "::ffff:127.0.0.1", 9901, false, "deny:self_address"},
+          {"me.example", "127.0.0.1", 9901, false, "deny:self_address"},
+          {"x", "127.0.0.2", 9901, true, "allow:cidr 127.0.0.0/8"},
+          {"x", "127.0.0.1", 9000, true, "allow:cidr 127.0.0.0/8"},
+          // A wildcard listener: every loopback address and every one of
+          // egressd's own addresses, on its port.
+          {"x", "127.0.0.2", 9902, false, "deny:self_address"},
+          {"x", "::1", 9902, false, "deny:self_address"},
+          {"x", "192.0.2.10", 9902, false, "deny:self_address"},
+          {"x", "192.0.2.11", 9902, false, "deny:documentation"},
+      });
 }
 
 // ---------------------------------------------------------------------------
@@ -1446,6 +1493,138 @@ TEST(EgressPolicyHostAllowListTest, ConcurrentCheckHostCountsExactly) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(DecisionsOf(*policy, "deny:host_not_allowed"),
             static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+}  // namespace
+}  // namespace egress
+
+namespace egress {
+namespace {
+
+// ---------------------------------------------------------------------------
+// EgressPolicy::CheckDestination: a request's destination, before a route
+// is chosen (issue 14: a forward proxy bypassed the policy).
+
+struct DestinationVerdict {
+  const char* host;
+  uint16_t port;
+  bool allowed;
+  const char* rule;  // "" when allowed without a deciding rule
+};
+
+void ExpectDestinations(const EgressPolicy& policy,
+                        const std::vector<DestinationVerdict>& cases) {
+  for (const DestinationVerdict& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.host, " port ", c.port));
+    const PolicyDecision d = policy.CheckDestination(c.host, c.port);
+    EXPECT_EQ(d.allowed, c.allowed);
+    if (!c.allowed) {
+      EXPECT_EQ(d.rule, c.rule);
+    }
+  }
+}
+
+TEST(EgressPolicyDestinationTest, IpLiteralsAreJudgedByTheAddressRules) {
+  std::unique_ptr<EgressPolicy> policy = MustCreate({});
+  ASSERT_NE(policy, nullptr);
+  ExpectDestinations(*policy, {
+                                  {"127.0.0.2", 80, false, "deny:loopback"},
+                                  {"::ffff:127.0.0.2", 80, false, "deny:loopback"},
+                                  {"[::ffff:127.0.0.2]", 80, false, "deny:loopback"},
+                                  {"169.254.169.254", 80, false, "deny:cloud_metadata"},
+                                  {"10.1.2.3", 443, false, "deny:private"},
+                                  {"::1", 443, false, "deny:loopback"},
+                                  {"64:ff9b::7f00:1", 80, false, "deny:loopback"},
+                                  {"93.184.216.34", 80, true, ""},
+                                  {"2606:4700::1", 443, true, ""},
+                              });
+}
+
+TEST(EgressPolicyDestinationTest, NamesAreJudgedByTheNameRules) {
+  EgressPolicyOptions options;
+  options.deny_hosts = {"blocked.example"};
+  options.deny_domain_suffixes = {".internal.example"};
+  options.allowed_ports = {80, 443};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  ExpectDestinations(
+      *policy,
+      {
+          {"blocked.example", 80, false, "deny:host_denylist blocked.example"},
+          {"BLOCKED.example.", 80, false, "deny:host_denylist blocked.example"},
+          {"db.internal.example", 443, false,
+           "deny:domain_denylist .internal.example"},
+          {"origin.example", 8080, false, "deny:port"},
+          // Names that always resolve to loopback (RFC 6761).
+          {"localhost", 80, false, "deny:loopback"},
+          {"LocalHost.", 80, false, "deny:loopback"},
+          {"app.localhost", 443, false, "deny:loopback"},
+          // Judged percent-decoded, as a proxy may resolve it.
+          {"%6C%6F%63%61%6C%68%6F%73%74", 80, false, "deny:loopback"},
+          {"blocked%2Eexample", 80, false, "deny:host_denylist blocked.example"},
+          {"%31%32%37.0.0.1", 80, false, "deny:loopback"},
+          {"origin.example", 443, true, ""},
+          {"localhost.example", 443, true, ""},
+      });
+}
+
+TEST(EgressPolicyDestinationTest, TheAllowListComesFirst) {
+  EgressPolicyOptions options;
+  options.host_allowlist = {"api.example", "127.0.0.1"};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  ExpectDestinations(*policy, {
+                                  {"other.example", 443, false, "deny:host_not_allowed"},
+                                  {"api.example", 443, true, ""},
+                                  // Admitted by the allow-list, still loopback.
+                                  {"127.0.0.1", 80, false, "deny:loopback"},
+                              });
+}
+
+TEST(EgressPolicyDestinationTest, AllowCidrOpensLocalhostButNotOwnListeners) {
+  EgressPolicyOptions options;
+  options.allow_cidrs = {"127.0.0.0/8", "::1"};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  policy->SetOwnListeners({{Ip("127.0.0.1"), 9902, "metrics"}});
+  ExpectDestinations(*policy, {
+                                  {"localhost", 8080, true, ""},
+                                  {"127.0.0.1", 8080, true, ""},
+                                  {"localhost", 9902, false, "deny:self_address"},
+                                  {"127.0.0.1", 9902, false, "deny:self_address"},
+                              });
+  EXPECT_EQ(policy->CheckDestination("localhost", 9902).ToStatus("localhost")
+                .message(),
+            "egress to 'localhost' denied by rule 'self_address' (resolved "
+            "address and port are egressd's own metrics listener)");
+}
+
+// Denials are counted once; an admitted destination is not counted here,
+// since the connection's own check counts what it admits.
+TEST(EgressPolicyDestinationTest, CountsDenialsOnly) {
+  std::unique_ptr<EgressPolicy> policy = MustCreate({});
+  ASSERT_NE(policy, nullptr);
+  policy->CheckDestination("127.0.0.1", 80);
+  policy->CheckDestination("93.184.216.34", 80);
+  policy->CheckDestination("example.com", 80);
+  uint64_t loopback = 0, public_count = 0;
+  for (const RuleCount& count : policy->RuleCounters()) {
+    if (count.rule == "deny:loopback") loopback = count.decisions;
+    if (count.rule == "allow:public") public_count = count.decisions;
+  }
+  EXPECT_EQ(loopback, 1u);
+  EXPECT_EQ(public_count, 0u);
+}
+
+TEST(EgressPolicyDestinationTest, ReportOnlyLetsDenialsThroughMarked) {
+  EgressPolicyOptions options;
+  options.report_only = true;
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  const PolicyDecision d = policy->CheckDestination("localhost", 80);
+  EXPECT_TRUE(d.allowed);
+  EXPECT_TRUE(d.report_only_would_deny);
+  EXPECT_EQ(d.rule, "deny:loopback");
 }
 
 }  // namespace
