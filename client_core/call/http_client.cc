@@ -180,11 +180,11 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
     std::move(done)(std::move(within));
     return;
   }
-  // Per request, not per connection: an http:// Address through an HTTP
-  // proxy names no origin (its connection serves every origin), so the
-  // Connector cannot judge the origin's name for it.
-  if (absl::Status allowed =
-          connector_.CheckOriginName(request.url.scheme, request.url.host);
+  // Per request, before a route is chosen, the same for every route kind:
+  // an http:// Address through an HTTP proxy names no origin (its
+  // connection serves every origin), so the Connector cannot judge it.
+  if (absl::Status allowed = connector_.CheckOrigin(
+          request.url.scheme, request.url.host, request.url.port);
       !allowed.ok()) {
     std::move(done)(std::move(allowed));
     return;
@@ -692,6 +692,13 @@ absl::Status HttpClient::FollowRedirect(Request* request,
   absl::StatusOr<Request> next =
       RedirectRequest(*request, redirect.status, redirect.location);
   if (!next.ok()) return next.status();
+  // Every hop is judged as the first was, before its route is chosen: a
+  // pooled proxy connection would otherwise carry it unjudged.
+  if (absl::Status allowed = connector_.CheckOrigin(
+          next->url.scheme, next->url.host, next->url.port);
+      !allowed.ok()) {
+    return allowed;
+  }
   redirects->push_back({request->url.ToString(), redirect.status});
   redirects_followed_.fetch_add(1, std::memory_order_relaxed);
   *request = *std::move(next);

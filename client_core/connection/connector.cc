@@ -119,10 +119,11 @@ std::shared_ptr<const Proxy> Connector::FindProxy(
   return nullptr;
 }
 
-absl::Status Connector::CheckOriginName(absl::string_view scheme,
-                                        absl::string_view host) const {
+absl::Status Connector::CheckOrigin(absl::string_view scheme,
+                                    absl::string_view host,
+                                    uint16_t port) const {
   if (options_.policy != nullptr) {
-    PolicyDecision decision = options_.policy->CheckHost(host);
+    PolicyDecision decision = options_.policy->CheckDestination(host, port);
     if (!decision.allowed) return decision.ToStatus(host);
   }
   if (scheme == "http" && !tls_->rules().For(host).allow_cleartext) {
@@ -196,11 +197,12 @@ asio::awaitable<absl::StatusOr<ConnectResult>> Connector::Connect(
 absl::Status Connector::CheckBeforeDialling(
     const Address& address, uint64_t connection_id, absl::Time deadline,
     std::shared_ptr<const Proxy>* proxy) {
-  // Judged by name before any DNS lookup, direct or through a proxy: a host
-  // the rules refuse is never resolved or dialled. (An http:// Address
-  // through an HTTP proxy has no host; HttpClient judges each request.)
+  // Judged before any DNS lookup, direct or through a proxy: a host the
+  // rules refuse is never resolved or dialled. (An http:// Address through
+  // an HTTP proxy has no host; HttpClient judges each request.)
   if (!address.host.empty()) {
-    absl::Status allowed = CheckOriginName(address.scheme, address.host);
+    absl::Status allowed =
+        CheckOrigin(address.scheme, address.host, address.port);
     if (!allowed.ok()) {
       CountFailure(ConnectFailure::kEgressPolicy, address, connection_id);
       return allowed;
@@ -214,8 +216,10 @@ absl::Status Connector::CheckBeforeDialling(
           "no proxy named '", address.proxy, "' is configured"));
     }
   }
-  // The origin's IP, when the URL names one, is judged even through a proxy
-  // (a host name is the proxy's to resolve, and its own policy's to judge).
+  // The origin's IP, when the URL names one, is judged through a proxy too,
+  // and counted here as the connection's admission (CheckOrigin counts only
+  // denials). A name is the proxy's to resolve: the name rules are all
+  // egressd can judge it by.
   if (*proxy != nullptr && options_.policy != nullptr &&
       !address.host.empty()) {
     const std::optional<asio::ip::address> origin_ip =

@@ -163,14 +163,16 @@ class Connector {
                                                          uint64_t connection_id,
                                                          absl::Time deadline);
 
-  // The checks that judge an origin by its name alone, before any DNS
-  // lookup: the egress policy's host allow-list, and the destination rule's
-  // allow_cleartext for "http". OK, or kPermissionDenied naming the rule.
-  // Connect() applies them to its Address; HttpClient applies them to every
-  // request too, because an http:// Address through an HTTP proxy names no
-  // origin. Thread-safe.
-  absl::Status CheckOriginName(absl::string_view scheme,
-                               absl::string_view host) const;
+  // The checks that judge an origin before any DNS lookup and before a route
+  // is chosen, the same for every route kind: the egress policy's
+  // CheckDestination (an IP literal by the address rules, a name by the name
+  // rules), and the destination rule's allow_cleartext for "http". OK, or
+  // kPermissionDenied naming the rule. HttpClient applies them to every
+  // request and every redirect hop (an http:// Address through an HTTP proxy
+  // names no origin, and its pooled connection serves every origin);
+  // Connect() applies them to its Address again. Thread-safe.
+  absl::Status CheckOrigin(absl::string_view scheme, absl::string_view host,
+                           uint16_t port) const;
 
   RouteDatabase& route_database() { return route_database_; }
   // Failed Connect() calls since start, indexed by ConnectFailure.
@@ -199,7 +201,7 @@ class Connector {
   // Counts a failed Connect() by kind and tells the listener.
   void CountFailure(ConnectFailure failure, const Address& address,
                     uint64_t connection_id);
-  // What is judged before any lookup: the origin's name (CheckOriginName),
+  // What is judged before any lookup: the origin (CheckOrigin),
   // the proxy (`*proxy`, null when direct) and the origin's IP literal
   // through it, and the deadline.
   absl::Status CheckBeforeDialling(const Address& address,

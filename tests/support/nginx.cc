@@ -198,6 +198,8 @@ absl::StatusOr<std::unique_ptr<NginxServer>> NginxServer::Start(
         options.h2c ? PickFreePortExcept({server->port_, server->tls_port_}) : 0;
     std::vector<std::string> hosts = {"127.0.0.1"};
     if (options.ipv6_loopback) hosts.push_back("::1");
+    hosts.insert(hosts.end(), options.extra_loopback_hosts.begin(),
+                 options.extra_loopback_hosts.end());
     std::string listens;
     std::vector<std::pair<std::string, int>> endpoints;
     for (const std::string& host : hosts) {

@@ -69,6 +69,10 @@ struct NginxOptions {
   bool h2c = false;
   // Every listener also on [::1], same port number.
   bool ipv6_loopback = false;
+  // Every listener also on these loopback addresses ("127.0.0.2"), same
+  // port number: an origin reachable by more than one address, for policy
+  // tests that deny one of them.
+  std::vector<std::string> extra_loopback_hosts;
 };
 
 // One line of the access log, parsed. nginx writes "-" for an empty value;
