@@ -1,7 +1,13 @@
 #include "server/egressd_config.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <climits>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -160,6 +166,41 @@ DestinationOptions ToDestinationOptions(const TlsSettings& t) {
     case HttpProtocol::kH2c: o.protocols = HttpProtocols::kHttp2; break;
   }
   return o;
+}
+
+// The IP literal a listener is configured with (brackets dropped), or
+// nullopt for a host name.
+std::optional<asio::ip::address> ListenIp(const ListenAddress& listen) {
+  std::string host = listen.host;
+  if (host.size() > 2 && host.front() == '[') {
+    host = host.substr(1, host.size() - 2);
+  }
+  asio::error_code ec;
+  asio::ip::address ip = asio::ip::make_address(host, ec);
+  if (ec) return std::nullopt;
+  return ip;
+}
+
+// Every address of this host's interfaces (getifaddrs), the addresses a
+// wildcard listener accepts on. Empty if they cannot be read.
+std::vector<asio::ip::address> InterfaceAddresses() {
+  std::vector<asio::ip::address> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {
+    if (entry->ifa_addr == nullptr) continue;
+    if (entry->ifa_addr->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(entry->ifa_addr);
+      out.push_back(asio::ip::address_v4(ntohl(in->sin_addr.s_addr)));
+    } else if (entry->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(entry->ifa_addr);
+      asio::ip::address_v6::bytes_type bytes;
+      std::memcpy(bytes.data(), in6->sin6_addr.s6_addr, bytes.size());
+      out.push_back(asio::ip::address_v6(bytes));
+    }
+  }
+  freeifaddrs(list);
+  return out;
 }
 
 }  // namespace
@@ -416,17 +457,21 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   policy.domain_suffix_allowlist = config.egress.allow_domain_suffixes;
   policy.allowed_ports = config.egress.allowed_ports;
   policy.report_only = config.egress.report_only;
-  // egressd's own listening addresses are never egress destinations. A host
-  // name ("localhost") is not an address and is left out.
+  // egressd's own listening addresses are never egress destinations; a
+  // wildcard listener listens on every interface address. A host name
+  // ("localhost") is not an address and is left out: its listener is judged
+  // as a wildcard (OwnListenerFor).
   for (const ListenAddress* a :
-       {&config.listeners.listen, &config.listeners.admin_listen}) {
-    std::string host = a->host;
-    if (host.size() > 2 && host.front() == '[') {
-      host = host.substr(1, host.size() - 2);
+       {&config.listeners.listen, &config.listeners.admin_listen,
+        &config.listeners.metrics_listen}) {
+    const std::optional<asio::ip::address> ip = ListenIp(*a);
+    if (!ip.has_value()) continue;
+    if (ip->is_unspecified()) {
+      for (const asio::ip::address& local : InterfaceAddresses()) {
+        policy.self_addresses.push_back(local);
+      }
     }
-    asio::error_code ec;
-    asio::ip::address ip = asio::ip::make_address(host, ec);
-    if (!ec) policy.self_addresses.push_back(ip);
+    policy.self_addresses.push_back(*ip);
   }
   absl::StatusOr<std::unique_ptr<EgressPolicy>> compiled =
       EgressPolicy::Create(std::move(policy));
@@ -535,6 +580,15 @@ std::set<std::string> FlagNamesOnCommandLine(
     }
   }
   return names;
+}
+
+OwnListener OwnListenerFor(const ListenAddress& bound, std::string name) {
+  OwnListener listener;
+  const std::optional<asio::ip::address> ip = ListenIp(bound);
+  listener.address = ip.value_or(asio::ip::address(asio::ip::address_v4::any()));
+  listener.port = bound.port;
+  listener.name = std::move(name);
+  return listener;
 }
 
 }  // namespace egress

@@ -96,12 +96,21 @@ std::vector<std::string> EgressdWarnings(const EgressdConfig& config);
 // timeouts.connect, first_byte and idle_read, limits.* (but
 // caller_metadata_key, which the Fetcher reads), retries.*, and the egress
 // policy
-// (egress.*, with egressd's own listening IPs as self addresses), compiled.
+// (egress.*, with egressd's own listening IPs as self addresses, and every
+// interface address for a wildcard listener), compiled. The listeners'
+// bound ports are given to the policy later (OwnListenerFor).
 // `resolve` is --resolve's value ("host:IP[,IP...]" entries separated by ';'
 // or spaces; empty: DNS only). Errors are kInvalidArgument naming the field
 // or flag.
 absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
     const EgressdConfig& config, absl::string_view resolve);
+
+// The egress policy's record of one of egressd's listeners as bound: its
+// address, or the unspecified address (a wildcard) when `bound.host` is
+// 0.0.0.0, [::] or a name (a name is judged as a wildcard: whatever it
+// resolved to, loopback and egressd's own addresses on that port are
+// covered). `name` says what it serves ("Fetch", "admin", "metrics").
+OwnListener OwnListenerFor(const ListenAddress& bound, std::string name);
 
 // The proxy selector for the proxy section: its proxies (credentials from
 // the file or its secret files), rules, no_proxy and default_via, and with

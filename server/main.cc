@@ -527,6 +527,21 @@ int Run(int raw_argc, char** raw_argv) {
     }
     metrics_server = *std::move(started);
   }
+  // egressd's own listeners, as bound, are never egress destinations on any
+  // route (the policy judges them before its allow lists). Set before the
+  // Fetch service takes its first call.
+  if (client_options->connector.policy != nullptr) {
+    ListenAddress fetch_bound = listen;
+    fetch_bound.port = static_cast<uint16_t>(fetch_port);
+    ListenAddress admin_bound = admin_listen;
+    admin_bound.port = static_cast<uint16_t>(admin_port);
+    std::vector<OwnListener> own = {OwnListenerFor(fetch_bound, "Fetch"),
+                                    OwnListenerFor(admin_bound, "admin")};
+    if (metrics_server != nullptr) {
+      own.push_back(OwnListenerFor(metrics_server->bound(), "metrics"));
+    }
+    client_options->connector.policy->SetOwnListeners(std::move(own));
+  }
   fetch_service.Start();
   grpc::HealthCheckServiceInterface* health =
       fetch_server->GetHealthCheckService();

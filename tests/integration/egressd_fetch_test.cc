@@ -280,11 +280,22 @@ TEST(EgressPolicyTest, LoopbackIsDeniedByDefaultNamingTheRule) {
       {"--allow_cidr=", "--resolve=origin.test:127.0.0.2"});
   ASSERT_TRUE(egressd.ok()) << egressd.status();
   v1::FetchResponse response;
-  // egressd listens on 127.0.0.1 itself: its own address has its own rule.
+  // egressd listens on 127.0.0.1 itself, but nginx's port is not one of
+  // its listeners: the address is named by its category (issue 14: "one of
+  // egressd's own addresses" for any loopback port misled operators).
   grpc::Status status =
       (*egressd)->Fetch(Get((*nginx)->Url("/hello.txt")), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_THAT(status.error_message(), HasSubstr("'self_address'"));
+  EXPECT_THAT(status.error_message(), HasSubstr("'loopback'"));
+  // egressd's own listener is named as such.
+  status = (*egressd)->Fetch(
+      Get(absl::StrCat("http://127.0.0.1:", (*egressd)->metrics_port(),
+                       "/metrics")),
+      &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("'self_address' (resolved address and port are "
+                        "egressd's own metrics listener)"));
   // Checked on the resolved address, not the name.
   status = (*egressd)->Fetch(
       Get(absl::StrCat("http://origin.test:", (*nginx)->port(), "/hello.txt")),

@@ -380,9 +380,12 @@ egress:
   EXPECT_THAT(policy.deny_cidrs, ElementsAre("127.0.0.3/32"));
   EXPECT_THAT(policy.allowed_ports, ElementsAre(80, 8080));
   EXPECT_TRUE(policy.report_only);
+  // Fetch, admin and (its default, 127.0.0.1) metrics listener: every
+  // listener of egressd's is one of its own addresses (issue 14).
   EXPECT_THAT(policy.self_addresses,
               ElementsAre(asio::ip::make_address("127.0.0.2"),
-                          asio::ip::make_address("::1")));
+                          asio::ip::make_address("::1"),
+                          asio::ip::make_address("127.0.0.1")));
   EXPECT_THAT(policy.host_allowlist, IsEmpty());
   EXPECT_THAT(policy.exempt_hosts, IsEmpty());
   // No allow-list configured: every host passes CheckHost.
