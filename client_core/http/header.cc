@@ -135,9 +135,13 @@ absl::Status ValidateHeaderField(std::string_view name,
           i));
     }
   }
+  // RFC 9110 5.5: field-value = *( field-vchar / SP / HTAB ), field-vchar
+  // = VCHAR / obs-text. Every other byte (the controls but HTAB, and DEL)
+  // is refused, not only those that split lines: an origin or proxy may
+  // read them as separators.
   for (size_t i = 0; i < value.size(); ++i) {
-    const char c = value[i];
-    if (c == '\r' || c == '\n' || c == '\0') {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "header %s value contains %s at offset %d", QuoteName(name),
           DescribeByte(static_cast<unsigned char>(c)), i));

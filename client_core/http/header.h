@@ -36,10 +36,11 @@ bool HeaderHasToken(const HeaderList& headers, std::string_view name,
 // ALPHA DIGIT and !#$%&'*+-.^_`|~.
 bool IsHttpToken(std::string_view s);
 
-// OK when `name` is a token and `value` holds no CR, LF or NUL (which would
-// let a caller inject header lines: request smuggling). The message names the
-// header and the offending character; a value is never echoed, it may hold a
-// secret.
+// OK when `name` is a token and `value` is an RFC 9110 field-value: no
+// control byte but HTAB, no DEL (CR, LF and NUL would let a caller inject
+// header lines: request smuggling; the others are read as separators by
+// some servers). obs-text (0x80-0xFF) is legal. The message names the header
+// and the offending byte; a value is never echoed, it may hold a secret.
 absl::Status ValidateHeaderField(std::string_view name, std::string_view value);
 
 }  // namespace egress

@@ -93,6 +93,14 @@ absl::Status ValidateRequest(const Request& request) {
     // A caller may ask for the connection to be closed after its request
     // (the one Connection value that cannot upset the pool's reuse rules).
     if (IsConnectionClose(field)) continue;
+    // egressd authenticates to its proxies itself; a caller's credentials
+    // would go to whichever proxy or origin reads them.
+    if (absl::EqualsIgnoreCase(AsAbsl(field.name), "Proxy-Authorization")) {
+      return absl::InvalidArgumentError(
+          "header 'Proxy-Authorization' cannot be set: egressd authenticates "
+          "to its proxies with the credentials of its configuration "
+          "(proxy.proxies[].username)");
+    }
     // The name is a token by now, safe to quote.
     if (IsManagedHeader(field.name)) {
       return absl::InvalidArgumentError(absl::StrCat(

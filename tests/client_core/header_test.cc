@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -180,6 +181,27 @@ TEST(ValidateHeaderFieldTest, NameNotAToken) {
   status = ValidateHeaderField("caf\xc3\xa9", "v");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("byte 0xc3 at offset 3"));
+}
+
+// Issue 14: control bytes other than CR, LF and NUL were sent unchanged.
+// RFC 9110's field-value allows VCHAR, obs-text, SP and HTAB only.
+TEST(ValidateHeaderFieldTest, EveryControlByteButTabAndDelAreRefused) {
+  for (int c = 0; c < 0x100; ++c) {
+    SCOPED_TRACE(c);
+    const std::string value = absl::StrCat("a", std::string(1, static_cast<char>(c)), "b");
+    absl::Status status = ValidateHeaderField("X-Value", value);
+    const bool legal = c == '\t' || (c >= 0x20 && c != 0x7f);
+    EXPECT_EQ(status.ok(), legal) << status;
+    if (!legal) {
+      EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(status.message(), HasSubstr("header 'X-Value' value contains"));
+      EXPECT_THAT(status.message(), HasSubstr("at offset 1"));
+    }
+  }
+  EXPECT_THAT(ValidateHeaderField("X-Value", "a\x01" "b").message(),
+              HasSubstr("byte 0x01 at offset 1"));
+  EXPECT_THAT(ValidateHeaderField("X-Value", "a\x7f").message(),
+              HasSubstr("byte 0x7f at offset 1"));
 }
 
 TEST(ValidateHeaderFieldTest, InjectedNameIsEscapedInMessage) {

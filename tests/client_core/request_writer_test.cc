@@ -159,6 +159,17 @@ TEST(ValidateRequestTest, RejectsManagedHeaders) {
                 "header 'Connection' is managed by egressd and cannot be set");
 }
 
+// Issue 14: a caller's Proxy-Authorization went out beside egressd's own.
+TEST(ValidateRequestTest, RejectsACallersProxyAuthorization) {
+  for (std::string_view name : {"Proxy-Authorization", "proxy-authorization"}) {
+    SCOPED_TRACE(name);
+    ExpectInvalid(MakeRequest("GET", {{std::string(name), "Basic c2VjcmV0"}}),
+                  "header 'Proxy-Authorization' cannot be set: egressd "
+                  "authenticates to its proxies with the credentials of its "
+                  "configuration (proxy.proxies[].username)");
+  }
+}
+
 TEST(ValidateRequestTest, AcceptsConnectionCloseOnly) {
   EXPECT_TRUE(ValidateRequest(MakeRequest("GET", {{"Connection", "close"}})).ok());
   EXPECT_TRUE(

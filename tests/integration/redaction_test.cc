@@ -71,7 +71,6 @@ void AddSecretHeaders(v1::FetchRequest* request) {
   for (const auto& [name, value] :
        {std::pair<std::string, std::string>{
             "Authorization", absl::StrCat("Bearer ", kAuthSecret)},
-        {"Proxy-Authorization", absl::StrCat("Basic ", kProxyAuthSecret)},
         {"Cookie", absl::StrCat("session=", kCookieSecret)}}) {
     v1::Header* header = request->add_headers();
     header->set_name(name);
@@ -176,6 +175,16 @@ TEST_F(RedactionTest, NoSecretInLogsErrorsLeaksEventsOrMetrics) {
   broken->set_name("X-Broken");
   broken->set_value(absl::StrCat(kAuthSecret, "\r\nInjected: ", kAuthSecret));
   status = Fetch(bad_header, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  outputs += status.error_message() + "\n";
+
+  // A caller's Proxy-Authorization is refused (issue 14); its value is in
+  // no message or log.
+  v1::FetchRequest proxy_auth = ok;
+  v1::Header* proxy_header = proxy_auth.add_headers();
+  proxy_header->set_name("Proxy-Authorization");
+  proxy_header->set_value(absl::StrCat("Basic ", kProxyAuthSecret));
+  status = Fetch(proxy_auth, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   outputs += status.error_message() + "\n";
 
