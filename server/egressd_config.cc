@@ -217,6 +217,7 @@ absl::StatusOr<std::shared_ptr<const ProxySelector>> ProxySelectorFromConfig(
     proxy.port = p.port;
     proxy.username = p.username;
     proxy.password = p.password.value;
+    proxy.preemptive_auth = p.preemptive;
     options.proxies.push_back(std::move(proxy));
   }
   for (const ProxyRule& r : config.rules) {

@@ -277,9 +277,19 @@ class HttpClient::ResponseSink final : public ExchangeSink {
 
   // Set for the exchange only (the watchdog lives on the connection's loop).
   void set_watchdog(ReadWatchdog* watchdog) { watchdog_ = watchdog; }
+  // The request went to an HTTP proxy without its credentials: a 407 with
+  // Proxy-Authenticate is the proxy's challenge, not the origin's answer.
+  void expect_proxy_challenge() { expect_proxy_challenge_ = true; }
 
   asio::awaitable<bool> OnHead(const ResponseHead& h) override {
     if (watchdog_ != nullptr) watchdog_->HeadArrived();
+    if (expect_proxy_challenge_ && h.status_code == 407 &&
+        FindHeader(h.headers, "Proxy-Authenticate").has_value()) {
+      // Nothing reached the origin; the call sends the request again with
+      // the credentials. The 407's body is not wanted.
+      proxy_challenged_ = true;
+      co_return false;
+    }
     if (request_.follow_redirects && IsFollowedRedirect(h.status_code)) {
       if (std::optional<std::string_view> location =
               FindHeader(h.headers, "Location")) {
@@ -343,6 +353,7 @@ class HttpClient::ResponseSink final : public ExchangeSink {
   }
 
   // After the exchange.
+  bool proxy_challenged() const { return proxy_challenged_; }
   int redirect_status() const { return redirect_status_; }
   const std::string& location() const { return location_; }
   // Why the sink abandoned the response (a limit, a corrupt encoding); OK
@@ -482,6 +493,8 @@ class HttpClient::ResponseSink final : public ExchangeSink {
   // The call's part of a leak report, filled in at detection.
   std::shared_ptr<const LeakReport> leak_template_;
   ReadWatchdog* watchdog_ = nullptr;
+  bool expect_proxy_challenge_ = false;
+  bool proxy_challenged_ = false;
   int redirect_status_ = 0;
   std::string location_;
   absl::Status failure_;
@@ -895,10 +908,17 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
   // On the heap, and only when wanted: a plain unary call has none, and a
   // slot in this frame would cost every call its 648 bytes.
   std::unique_ptr<ResponseSink> sink;
-  if (wants_sink) {
+  // An absolute-form request (its Address names no origin) to a proxy that
+  // has not asked for its credentials yet goes without them.
+  const bool may_be_challenged =
+      address.host.empty() && !address.proxy.empty() &&
+      connector_.ProxyAskedForCredentials(address.proxy) != nullptr &&
+      !connector_.SendsProxyCredentials(address.proxy);
+  if (wants_sink || may_be_challenged) {
     sink = std::make_unique<ResponseSink>(this, stream, request, *connection,
                                           lease.reused, started,
                                           &run->redirects);
+    if (may_be_challenged) sink->expect_proxy_challenge();
   }
   // With read timeouts, the exchange gets its own CallAbort, which the
   // watchdog may abort; the call's abort reaches it through a link.
@@ -921,6 +941,19 @@ asio::awaitable<HttpClient::AfterExchange> HttpClient::ExchangeOnce(
   pool_->Release(connection, exchange.completed, exchange.close_reason);
 
   if (sink != nullptr) {
+    if (sink->proxy_challenged()) {
+      // From now on every request to this proxy carries the credentials;
+      // this one again, whatever its method: the proxy forwarded nothing.
+      connector_.ProxyAskedForCredentials(address.proxy)
+          ->store(true, std::memory_order_relaxed);
+      if (attempt + 1 < kMaxAttempts && !abort->aborted()) {
+        co_return AfterExchange::kRetry;
+      }
+      run->result = absl::UnavailableError(
+          absl::StrCat("proxy '", address.proxy,
+                       "' asked for credentials on the last attempt"));
+      co_return AfterExchange::kDone;
+    }
     if (sink->redirect_status() != 0) {
       run->redirect.status = sink->redirect_status();
       run->redirect.location = sink->location();

@@ -85,7 +85,28 @@ Connector::Connector(const ConnectorOptions& options,
                                   : std::shared_ptr<TlsClient>(
                                         TlsClient::Create(DestinationRules())
                                             .value())),
-      route_database_(options.failed_route_expiry) {}
+      route_database_(options.failed_route_expiry) {
+  if (options_.proxies != nullptr) {
+    for (const std::shared_ptr<const Proxy>& proxy :
+         options_.proxies->proxies()) {
+      if (!proxy->has_credentials()) continue;
+      proxy_asked_[proxy->name] =
+          std::make_shared<std::atomic<bool>>(proxy->preemptive_auth);
+    }
+  }
+}
+
+std::shared_ptr<std::atomic<bool>> Connector::ProxyAskedForCredentials(
+    const std::string& name) const {
+  auto it = proxy_asked_.find(name);
+  return it == proxy_asked_.end() ? nullptr : it->second;
+}
+
+bool Connector::SendsProxyCredentials(const std::string& name) const {
+  auto it = proxy_asked_.find(name);
+  return it != proxy_asked_.end() &&
+         it->second->load(std::memory_order_relaxed);
+}
 
 std::string_view ConnectFailureName(ConnectFailure failure) {
   switch (failure) {
@@ -462,9 +483,20 @@ asio::awaitable<absl::Status> Connector::ThroughProxy(
     }
     co_return std::move(again);
   };
+  TunnelOptions tunnel_options;
+  const std::shared_ptr<std::atomic<bool>> asked =
+      ProxyAskedForCredentials(proxy.name);
+  tunnel_options.preemptive_auth =
+      asked != nullptr && asked->load(std::memory_order_relaxed);
   absl::StatusOr<Tunnel> tunnel =
       co_await ConnectTunnel(std::move(socket), proxy, address.host,
-                             address.port, deadline, nullptr, reconnect);
+                             address.port, deadline, nullptr, reconnect,
+                             tunnel_options);
+  // A tunnel that took more than one CONNECT answered a 407: the proxy
+  // wants its credentials, so later tunnels send them at once.
+  if (tunnel.ok() && asked != nullptr && tunnel->attempts > 1) {
+    asked->store(true, std::memory_order_relaxed);
+  }
   if (!tunnel.ok()) {
     socket = asio::ip::tcp::socket(executor);
     co_return tunnel.status();
@@ -509,7 +541,7 @@ asio::awaitable<absl::Status> Connector::Establish(
     // An HTTP proxy's own connection for http://: absolute-form requests.
     if (proxy != nullptr && proxy->scheme == Proxy::Scheme::kHttp &&
         address.scheme == "http") {
-      http1->set_http_proxy(proxy);
+      http1->set_http_proxy(proxy, ProxyAskedForCredentials(proxy->name));
     }
     result->connection = std::move(http1);
   }

@@ -40,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "asio/awaitable.hpp"
@@ -183,6 +184,18 @@ class Connector {
   // The proxy named `name` (an Address's `proxy`), or null.
   std::shared_ptr<const Proxy> FindProxy(const std::string& name) const;
 
+  // Proxy credentials go out only when asked for (issue 14: a proxy that
+  // does not consume Proxy-Authorization hands it to the origin): with the
+  // first request when the proxy is configured preemptive_auth, otherwise
+  // once the proxy has answered a request without them with 407. The flag
+  // is per proxy and one-way: once set, every later CONNECT and
+  // absolute-form request to that proxy carries them. Null for a name that
+  // is not a configured proxy with credentials. Thread-safe, lock-free.
+  std::shared_ptr<std::atomic<bool>> ProxyAskedForCredentials(
+      const std::string& name) const;
+  // Whether a request to proxy `name` now carries its credentials.
+  bool SendsProxyCredentials(const std::string& name) const;
+
  private:
   // The steps of Connect(), each a function of its own so that Connect()
   // reads as the list above (and so that a coroutine frame holds a step's
@@ -243,6 +256,10 @@ class Connector {
   const std::shared_ptr<TlsClient> tls_;
   std::array<std::atomic<uint64_t>, kConnectFailureCount> failures_{};
   RouteDatabase route_database_;
+  // ProxyAskedForCredentials' flags: one per configured proxy with
+  // credentials, made at construction (the map never changes after).
+  absl::flat_hash_map<std::string, std::shared_ptr<std::atomic<bool>>>
+      proxy_asked_;
 };
 
 // The process-wide default resolver: CachingResolver(SystemResolver) with

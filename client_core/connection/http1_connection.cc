@@ -124,7 +124,11 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
     co_return;
   }
   const std::string head = http_proxy_ != nullptr
-                               ? SerializeProxiedRequestHead(request, *http_proxy_)
+                               ? SerializeProxiedRequestHead(
+                                     request, *http_proxy_,
+                                     proxy_asked_for_credentials_ != nullptr &&
+                                         proxy_asked_for_credentials_->load(
+                                             std::memory_order_relaxed))
                                : SerializeRequestHead(request);
   std::array<asio::const_buffer, 2> out = {asio::buffer(head),
                                            asio::buffer(request.body)};

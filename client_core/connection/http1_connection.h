@@ -6,6 +6,7 @@
 #define EGRESS_CLIENT_CORE_CONNECTION_HTTP1_CONNECTION_H_
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,10 +32,15 @@ class Http1Connection final : public Connection {
   ~Http1Connection() override;
 
   // The connection goes to an HTTP proxy that forwards http:// requests:
-  // heads are written in absolute form with the proxy's credentials
-  // (proxy/http_tunnel.h). Set before the first exchange.
-  void set_http_proxy(std::shared_ptr<const Proxy> proxy) {
+  // heads are written in absolute form (proxy/http_tunnel.h), with the
+  // proxy's credentials once `asked_for_credentials` is set (the
+  // Connector's per-proxy flag; null when the proxy has none). Set before
+  // the first exchange.
+  void set_http_proxy(std::shared_ptr<const Proxy> proxy,
+                      std::shared_ptr<const std::atomic<bool>>
+                          asked_for_credentials) {
     http_proxy_ = std::move(proxy);
+    proxy_asked_for_credentials_ = std::move(asked_for_credentials);
   }
 
   asio::awaitable<void> ExchangeInto(
@@ -70,6 +76,7 @@ class Http1Connection final : public Connection {
   // holds no parse state (the idle ones are the many).
   std::optional<ResponseParser> parser_;
   std::shared_ptr<const Proxy> http_proxy_;
+  std::shared_ptr<const std::atomic<bool>> proxy_asked_for_credentials_;
 };
 
 }  // namespace egress

@@ -81,6 +81,10 @@ struct Proxy {
   // Credentials; both empty for none. A secret: see the file comment.
   std::string username;
   std::string password;
+  // Credentials go with the first request (CONNECT or absolute-form)
+  // instead of only after a 407 challenge. Off by default: a proxy that
+  // does not consume Proxy-Authorization would hand it to the origin.
+  bool preemptive_auth = false;
 
   bool has_credentials() const { return !username.empty(); }
 
@@ -103,7 +107,7 @@ struct Proxy {
   friend bool operator==(const Proxy& a, const Proxy& b) {
     return a.port == b.port && a.scheme == b.scheme && a.name == b.name &&
            a.host == b.host && a.username == b.username &&
-           a.password == b.password;
+           a.password == b.password && a.preemptive_auth == b.preemptive_auth;
   }
   friend bool operator!=(const Proxy& a, const Proxy& b) { return !(a == b); }
   // The password takes part in equality but not in the hash (equal

@@ -895,7 +895,8 @@ absl::Status ConfigParser::ParseProxyServer(const Field& f, ProxyServer* out) {
            }},
           {"username", String(&out->username)},
           {"password", SecretValue(&out->password, &placeholder)},
-          {"password_file", String(&out->password.file)}});
+          {"password_file", String(&out->password.file)},
+          {"preemptive", Bool(&out->preemptive)}});
   if (!status.ok()) return status;
   if (!has_url) return Error(f, "has no url (e.g. http://proxy.corp:3128)");
   return FinishSecret(&out->password, placeholder,
@@ -1562,7 +1563,8 @@ Out ToOut(const EgressdConfig& c) {
             .Add("url", Out::Str(s.Url()))
             .Add("username", Out::Str(s.username))
             .Add("password", SecretOut(s.password))
-            .Add("password_file", Out::Str(s.password.file)));
+            .Add("password_file", Out::Str(s.password.file))
+            .Add("preemptive", Bool(s.preemptive)));
   }
   Out rules = Out::List();
   for (const ProxyRule& r : c.proxy.rules) {

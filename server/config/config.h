@@ -345,6 +345,13 @@ struct ProxyServer {
   // password, or the reverse, is refused.
   std::string username;
   Secret password;
+  // Send the credentials with the first request (a CONNECT, or an http://
+  // request in absolute form) instead of only after the proxy's 407
+  // challenge. Default false: credentials never go out unasked, so a proxy
+  // that does not consume Proxy-Authorization cannot hand them to an
+  // origin. Set true for a proxy known to require authentication, to save
+  // the challenge's round trip.
+  bool preemptive = false;
 
   // "http://proxy.corp:3128": never holds credentials.
   std::string Url() const;

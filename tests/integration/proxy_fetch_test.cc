@@ -14,6 +14,7 @@
 #include "tests/support/nginx.h"
 #include "tests/support/squid.h"
 #include "tests/support/test_pki.h"
+#include "tests/support/tinyproxy.h"
 
 namespace egress::testing {
 namespace {
@@ -112,6 +113,59 @@ TEST_F(ProxyFetchTest, AWrongPasswordIsPermissionDeniedWithoutTheSecret) {
   absl::StatusOr<v1::PoolStats> stats = egressd_->PoolStats();
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->connect_failures_by_reason().at("proxy"), 1u);
+}
+
+// Issue 14: egressd's proxy credentials went out with every plain-http
+// request, and a proxy that does not consume them (tinyproxy without auth)
+// handed them to the origin. Now they go only after the proxy's 407 (or
+// with `preemptive: true`); squid, which asks, still gets them (the test
+// above), and the origin behind tinyproxy never sees them.
+TEST(ProxyCredentialsTest, AProxyThatNeverAsksNeverGetsThem) {
+  auto pki = TestPki::Create();
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  NginxOptions nginx_options;
+  // The origin echoes any Proxy-Authorization it receives.
+  nginx_options.server_directives =
+      "add_header X-Seen-Proxy-Authorization $http_proxy_authorization "
+      "always;";
+  auto nginx = NginxServer::Start(nginx_options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  auto tinyproxy = TinyproxyServer::Start();
+  ASSERT_TRUE(tinyproxy.ok()) << tinyproxy.status();
+  const std::string config = Write(
+      absl::StrCat((*pki)->dir(), "/egressd.yaml"),
+      absl::StrCat("proxy:\n  proxies:\n    - name: tiny\n"
+                   "      url: http://127.0.0.1:",
+                   (*tinyproxy)->port(),
+                   "\n      username: egressd\n      password: ", kPassword,
+                   "\n  default_via: [tiny]\n"));
+  auto egressd = EgressdProcess::Start({absl::StrCat("--config=", config)});
+  ASSERT_TRUE(egressd.ok()) << egressd.status();
+
+  for (int i = 0; i < 2; ++i) {
+    v1::FetchResponse response;
+    grpc::Status status =
+        (*egressd)->Fetch(Get((*nginx)->Url("/hello.txt")), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.status_code(), 200);
+    EXPECT_EQ(response.body(), "hello\n");
+    for (const v1::Header& header : response.headers()) {
+      EXPECT_NE(header.name(), "X-Seen-Proxy-Authorization")
+          << "the origin received Proxy-Authorization: " << header.value();
+    }
+  }
+
+  // A caller's own Proxy-Authorization is refused: egressd authenticates to
+  // its proxies itself, and a caller's would go to whoever forwards it.
+  v1::FetchRequest request = Get((*nginx)->Url("/hello.txt"));
+  v1::Header* header = request.add_headers();
+  header->set_name("Proxy-Authorization");
+  header->set_value("Basic Y2FsbGVyOnNlY3JldA==");
+  v1::FetchResponse response;
+  grpc::Status status = (*egressd)->Fetch(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("'Proxy-Authorization'"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("Y2FsbGVy")));
 }
 
 }  // namespace
