@@ -1616,6 +1616,29 @@ TEST(EgressPolicyDestinationTest, CountsDenialsOnly) {
   EXPECT_EQ(public_count, 0u);
 }
 
+// egressd sets its listeners once its ports are bound, while the policy is
+// already shared: setting them races with checks (TSan watches this).
+TEST(EgressPolicyDestinationTest, OwnListenersMaySetWhileOthersCheck) {
+  EgressPolicyOptions options;
+  options.allow_cidrs = {"127.0.0.0/8"};
+  std::unique_ptr<EgressPolicy> policy = MustCreate(options);
+  ASSERT_NE(policy, nullptr);
+  std::thread checker([&] {
+    for (int i = 0; i < 2000; ++i) {
+      const PolicyDecision d = policy->Check("x", Ip("127.0.0.1"), 9902);
+      EXPECT_TRUE(d.rule == "deny:self_address" ||
+                  d.rule == "allow:cidr 127.0.0.0/8")
+          << d.rule;
+    }
+  });
+  for (int i = 0; i < 200; ++i) {
+    policy->SetOwnListeners({{Ip("127.0.0.1"), 9902, "metrics"}});
+  }
+  checker.join();
+  EXPECT_EQ(policy->Check("x", Ip("127.0.0.1"), 9902).rule,
+            "deny:self_address");
+}
+
 TEST(EgressPolicyDestinationTest, ReportOnlyLetsDenialsThroughMarked) {
   EgressPolicyOptions options;
   options.report_only = true;
