@@ -334,7 +334,7 @@ absl::Status CheckImplemented(const EgressdConfig& config) {
 std::vector<std::string> EgressdWarnings(const EgressdConfig& config) {
   std::vector<std::string> warnings = ConfigWarnings(config);
   const ListenAddress& metrics = config.listeners.metrics_listen;
-  if (!metrics.host.empty() && !metrics.IsLoopback()) {
+  if (metrics.Ip().has_value() && !metrics.IsLoopback()) {
     // /metrics and the pool page take no token (PoolAdmin does): what they
     // show is for whoever can reach the port.
     warnings.push_back(absl::StrCat(

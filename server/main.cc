@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "asio/ip/tcp.hpp"
 #include "client_core/call/http_client.h"
 #include "grpc/grpc.h"
 #include "grpc/support/log.h"
@@ -310,13 +311,14 @@ FlagOverrides OverridesFromFlags(const std::set<std::string>& given) {
   return f;
 }
 
-// Builds a server listening on `address`, without SO_REUSEPORT so that a port
-// already in use is an error instead of a silently shared port.
-std::unique_ptr<grpc::Server> BuildServer(grpc::ServerBuilder& builder,
-                                          const ListenAddress& address,
-                                          int* bound_port) {
+// Builds a server listening on `endpoint` (an IP, never a name: see
+// ResolveListenAddress), without SO_REUSEPORT so that a port already in use
+// is an error instead of a silently shared port.
+std::unique_ptr<grpc::Server> BuildServer(
+    grpc::ServerBuilder& builder, const asio::ip::tcp::endpoint& endpoint,
+    int* bound_port) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address.ToString(),
+  builder.AddListeningPort(EndpointString(endpoint),
                            grpc::InsecureServerCredentials(), bound_port);
   return builder.BuildAndStart();
 }
@@ -436,8 +438,32 @@ int Run(int raw_argc, char** raw_argv) {
     }
   }
   if (check_only) {
+    // What egressd would bind, resolved now (it resolves again at start).
+    if (absl::Status s = CheckListenersResolve(*config); !s.ok()) {
+      return Fail(absl::StrCat(config_path, ": ", s.message()));
+    }
     std::fputs(RenderEffectiveConfig(*config).c_str(), stdout);
     return 0;
+  }
+
+  // Each listener's host is resolved once; that address is judged and bound
+  // (never the name again, which could resolve elsewhere the second time).
+  absl::StatusOr<asio::ip::tcp::endpoint> listen_endpoint =
+      ResolveListenAddress(config->listeners.listen);
+  if (!listen_endpoint.ok()) {
+    return Fail(absl::StrCat("listeners.listen (--listen): ",
+                             listen_endpoint.status().message()));
+  }
+  absl::StatusOr<asio::ip::tcp::endpoint> admin_endpoint =
+      ResolveListenAddress(config->listeners.admin_listen);
+  if (!admin_endpoint.ok()) {
+    return Fail(absl::StrCat("listeners.admin_listen (--admin_listen): ",
+                             admin_endpoint.status().message()));
+  }
+  if (absl::Status s =
+          CheckAdminListenBound(config->listeners, admin_endpoint->address());
+      !s.ok()) {
+    return Fail(std::string(s.message()));
   }
 
   gpr_set_log_function(GrpcLog);
@@ -477,7 +503,7 @@ int Run(int raw_argc, char** raw_argv) {
   fetch_service.Register(fetch_builder);
   int fetch_port = 0;
   std::unique_ptr<grpc::Server> fetch_server =
-      BuildServer(fetch_builder, listen, &fetch_port);
+      BuildServer(fetch_builder, *listen_endpoint, &fetch_port);
   if (fetch_server == nullptr || fetch_port == 0) {
     return Fail(absl::StrCat("cannot listen on ", listen.ToString(),
                              " (listeners.listen, --listen): address in use "
@@ -501,7 +527,7 @@ int Run(int raw_argc, char** raw_argv) {
   }
   int admin_port = 0;
   std::unique_ptr<grpc::Server> admin_server =
-      BuildServer(admin_builder, admin_listen, &admin_port);
+      BuildServer(admin_builder, *admin_endpoint, &admin_port);
   if (admin_server == nullptr || admin_port == 0) {
     fetch_server->Shutdown();
     fetch_service.Shutdown();
@@ -533,24 +559,23 @@ int Run(int raw_argc, char** raw_argv) {
   health->SetServingStatus(true);
   health->SetServingStatus("egress.v1.Fetcher", true);
 
-  ListenAddress bound_listen = listen;
-  bound_listen.port = static_cast<uint16_t>(fetch_port);
-  ListenAddress bound_admin = admin_listen;
-  bound_admin.port = static_cast<uint16_t>(admin_port);
+  // The addresses bound, not the names configured.
+  const std::string bound_listen = EndpointString(asio::ip::tcp::endpoint(
+      listen_endpoint->address(), static_cast<uint16_t>(fetch_port)));
+  const std::string bound_admin = EndpointString(asio::ip::tcp::endpoint(
+      admin_endpoint->address(), static_cast<uint16_t>(admin_port)));
+  const std::string bound_metrics =
+      metrics_server != nullptr ? metrics_server->bound().ToString()
+                                : std::string("off");
   // admin_listen stays last: scripts read it to the end of the line.
   std::printf("EGRESSD_READY listen=%s metrics_listen=%s admin_listen=%s\n",
-              bound_listen.ToString().c_str(),
-              metrics_server != nullptr
-                  ? metrics_server->bound().ToString().c_str()
-                  : "off",
-              bound_admin.ToString().c_str());
+              bound_listen.c_str(), bound_metrics.c_str(),
+              bound_admin.c_str());
   std::fflush(stdout);
   log::Info("egressd started",
-            {{"listen", bound_listen.ToString()},
-             {"admin_listen", bound_admin.ToString()},
-             {"metrics_listen", metrics_server != nullptr
-                                    ? metrics_server->bound().ToString()
-                                    : std::string("off")},
+            {{"listen", bound_listen},
+             {"admin_listen", bound_admin},
+             {"metrics_listen", bound_metrics},
              {"log_level", LogLevelName(config->logging.level)},
              {"access_log", config->logging.access_log}});
 

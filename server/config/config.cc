@@ -1151,15 +1151,27 @@ std::optional<FieldProblem> CheckShadowing(absl::string_view list_path,
   return std::nullopt;
 }
 
+// Why listeners.admin_token is required for `l.admin_listen` bound to
+// `bound`, or nullopt when it is not (loopback, or a token is set).
+std::optional<std::string> AdminTokenProblem(const ListenersConfig& l,
+                                             const asio::ip::address& bound) {
+  if (IsLoopbackAddress(bound) || !l.admin_token.empty()) return std::nullopt;
+  const bool name = !l.admin_listen.Ip().has_value();
+  return absl::StrCat(
+      "required because listeners.admin_listen (", l.admin_listen.ToString(),
+      ")", name ? absl::StrCat(" binds ", bound.to_string(), ", which") : "",
+      " is not a loopback address; set admin_token_file to a mounted Secret, "
+      "or keep admin_listen on 127.0.0.1");
+}
+
 std::optional<FieldProblem> Validate(const EgressdConfig& config) {
   const ListenersConfig& l = config.listeners;
-  if (!l.admin_listen.IsLoopback() && l.admin_token.empty()) {
-    return FieldProblem{
-        "listeners.admin_token",
-        absl::StrCat("required because listeners.admin_listen (",
-                     l.admin_listen.ToString(),
-                     ") is not a loopback address; set admin_token_file to a "
-                     "mounted Secret, or keep admin_listen on 127.0.0.1")};
+  // An IP is judged here; a name only once resolved
+  // (CheckAdminListenBound), which needs the resolver.
+  if (std::optional<asio::ip::address> ip = l.admin_listen.Ip()) {
+    if (std::optional<std::string> problem = AdminTokenProblem(l, *ip)) {
+      return FieldProblem{"listeners.admin_token", *std::move(problem)};
+    }
   }
   const std::vector<std::pair<const char*, const ListenAddress*>> listeners = {
       {"listeners.listen", &l.listen},
@@ -1829,6 +1841,40 @@ absl::Status ValidateConfig(const EgressdConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status CheckAdminListenBound(const ListenersConfig& listeners,
+                                   const asio::ip::address& bound) {
+  if (std::optional<std::string> problem =
+          AdminTokenProblem(listeners, bound)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listeners.admin_token: ", *problem));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckListenersResolve(const EgressdConfig& config) {
+  const ListenersConfig& l = config.listeners;
+  for (const auto& [path, address] :
+       std::vector<std::pair<const char*, const ListenAddress*>>{
+           {"listeners.listen", &l.listen},
+           {"listeners.admin_listen", &l.admin_listen},
+           {"listeners.metrics_listen", &l.metrics_listen}}) {
+    if (address->host.empty()) continue;  // off
+    absl::StatusOr<asio::ip::tcp::endpoint> bound =
+        ResolveListenAddress(*address);
+    if (!bound.ok()) {
+      return absl::Status(bound.status().code(),
+                          absl::StrCat(path, ": ", bound.status().message()));
+    }
+    if (address == &l.admin_listen) {
+      if (absl::Status s = CheckAdminListenBound(l, bound->address());
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::string> ConfigWarnings(const EgressdConfig& config) {
   std::vector<std::string> warnings;
   const auto insecure = [&](const std::string& where) {
@@ -1847,7 +1893,8 @@ std::vector<std::string> ConfigWarnings(const EgressdConfig& config) {
                             d.match.ToString(), ")"));
     }
   }
-  if (!config.listeners.listen.IsLoopback()) {
+  if (config.listeners.listen.Ip().has_value() &&
+      !config.listeners.listen.IsLoopback()) {
     warnings.push_back(absl::StrCat(
         "listeners.listen is ", config.listeners.listen.ToString(),
         " (not loopback): whoever can reach it can send HTTP requests "

@@ -132,8 +132,9 @@ struct ListenersConfig {
   // Kubernetes, kubelet's gRPC probes connect to the Pod IP, so the manifests
   // in deploy/k8s set 0.0.0.0:7070 and a NetworkPolicy keeps other pods out.
   ListenAddress listen = {"127.0.0.1", 7070};
-  // PoolAdmin. Default 127.0.0.1:9901. On a non-loopback address an admin
-  // token is required (the configuration is refused otherwise).
+  // PoolAdmin. Default 127.0.0.1:9901. Bound off loopback, an admin token
+  // is required (the configuration is refused otherwise): judged on the
+  // address bound, so a name is judged once resolved (CheckAdminListenBound).
   ListenAddress admin_listen = {"127.0.0.1", 9901};
   // Prometheus /metrics and the pool's web page. Default 127.0.0.1:9902;
   // set 0.0.0.0:9902 for Prometheus to scrape the Pod IP.
@@ -431,6 +432,21 @@ absl::StatusOr<EgressdConfig> LoadConfigFile(absl::string_view path);
 // loopback without a token, two listeners on one port). ParseConfigYaml calls
 // it; call it again after applying command-line flags on top of a file.
 absl::Status ValidateConfig(const EgressdConfig& config);
+
+// The admin token rule on the address listeners.admin_listen really binds
+// (ResolveListenAddress): off loopback, listeners.admin_token is required.
+// ValidateConfig applies it to an IP; a host name is judged only by this,
+// on the address it resolved to, never by its spelling
+// ("127.attacker.example" may resolve to 0.0.0.0). kInvalidArgument naming
+// listeners.admin_token and the address.
+absl::Status CheckAdminListenBound(const ListenersConfig& listeners,
+                                   const asio::ip::address& bound);
+
+// What --check_config adds to ValidateConfig: every listener's host resolves
+// (kUnavailable naming the field otherwise) and CheckAdminListenBound holds
+// for the address admin_listen resolves to now. egressd itself judges the
+// address it binds, resolved once at start-up.
+absl::Status CheckListenersResolve(const EgressdConfig& config);
 
 // Things that are allowed but dangerous, one sentence each, for egressd to
 // log at start-up and for --check_config to print: insecure_skip_verify on a

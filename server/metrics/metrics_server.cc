@@ -87,26 +87,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address.ToString(), ": ", why));
   };
-  std::string host = address.host;
-  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
-    host = host.substr(1, host.size() - 2);
-  }
+  absl::StatusOr<tcp::endpoint> resolved = ResolveListenAddress(address);
+  if (!resolved.ok()) return fail(resolved.status().message());
+  const tcp::endpoint endpoint = *resolved;
   std::error_code ec;
-  tcp::endpoint endpoint;
-  const asio::ip::address ip = asio::ip::make_address(host, ec);
-  if (!ec) {
-    endpoint = tcp::endpoint(ip, address.port);
-  } else {
-    // A name such as "localhost": its first address.
-    tcp::resolver resolver(server->context_);
-    tcp::resolver::results_type results = resolver.resolve(
-        host, std::to_string(address.port), tcp::resolver::passive, ec);
-    if (ec || results.empty()) {
-      return fail(absl::StrCat("cannot resolve '", host,
-                               "': ", ec ? ec.message() : "no address"));
-    }
-    endpoint = results.begin()->endpoint();
-  }
   tcp::acceptor& acceptor = server->acceptor_;
   acceptor.open(endpoint.protocol(), ec);
   // SO_REUSEADDR only lets a restarted egressd bind while old connections
@@ -115,9 +99,13 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fail(ec.message());
-  server->bound_ = address;
-  server->bound_.port = acceptor.local_endpoint(ec).port();
+  const tcp::endpoint local = acceptor.local_endpoint(ec);
   if (ec) return fail(ec.message());
+  // The address bound, not the name configured.
+  absl::StatusOr<ListenAddress> bound =
+      ParseListenAddress("bound", EndpointString(local));
+  if (!bound.ok()) return fail(bound.status().message());
+  server->bound_ = *bound;
 
   asio::co_spawn(server->context_, server->Accept(), asio::detached);
   MetricsServer* raw = server.get();

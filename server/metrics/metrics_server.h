@@ -65,7 +65,8 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // The address bound, with the port the kernel chose for port 0.
+  // The address bound (an IP, also when a name was configured), with the
+  // port the kernel chose for port 0.
   const ListenAddress& bound() const { return bound_; }
 
   // Stops accepting, closes open connections, joins the thread. Idempotent;
