@@ -335,12 +335,13 @@ std::vector<std::string> EgressdWarnings(const EgressdConfig& config) {
   std::vector<std::string> warnings = ConfigWarnings(config);
   const ListenAddress& metrics = config.listeners.metrics_listen;
   if (metrics.Ip().has_value() && !metrics.IsLoopback()) {
-    // /metrics and the pool page take no token (PoolAdmin does): what they
-    // show is for whoever can reach the port.
+    // /metrics takes no token; the pool page and its API do off loopback.
     warnings.push_back(absl::StrCat(
         "listeners.metrics_listen (", metrics.ToString(),
-        ") is not a loopback address: /metrics and the pool page need no "
-        "token, so limit who can reach it (a NetworkPolicy in Kubernetes)"));
+        ") is not a loopback address: /metrics needs no token, so limit who "
+        "can reach it (a NetworkPolicy in Kubernetes); the pool page and "
+        "/api/ answer only with listeners.admin_token",
+        config.listeners.admin_token.empty() ? ", which is not set" : ""));
   }
   return warnings;
 }

@@ -539,6 +539,8 @@ int Run(int raw_argc, char** raw_argv) {
   if (metrics_listen.has_value()) {
     metrics::MetricsServerOptions metrics_options;
     metrics_options.per_address = absl::GetFlag(FLAGS_metrics_per_address);
+    metrics_options.admin_token = config->listeners.admin_token.value;
+    metrics_options.allowed_hosts = config->listeners.metrics_allowed_hosts;
     absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
         metrics::MetricsServer::Start(*metrics_listen, &client,
                                       &metrics::CallMetrics::Global(),

@@ -647,6 +647,11 @@ absl::Status ConfigParser::ParseListeners(const Field& f,
       f, {{"listen", Listen(&out->listen)},
           {"admin_listen", Listen(&out->admin_listen)},
           {"metrics_listen", Listen(&out->metrics_listen)},
+          {"metrics_allowed_hosts",
+           StringList(&out->metrics_allowed_hosts, "[egressd.example.com]",
+                      [](absl::string_view text) {
+                        return NormalizeHost(text, "host");
+                      })},
           {"admin_token", SecretValue(&out->admin_token, &placeholder)},
           {"admin_token_file", String(&out->admin_token.file)}});
   if (!status.ok()) return status;
@@ -1493,6 +1498,7 @@ Out ToOut(const EgressdConfig& c) {
                .Add("listen", Out::Str(l.listen.ToString()))
                .Add("admin_listen", Out::Str(l.admin_listen.ToString()))
                .Add("metrics_listen", Out::Str(l.metrics_listen.ToString()))
+               .Add("metrics_allowed_hosts", StrList(l.metrics_allowed_hosts))
                .Add("admin_token", SecretOut(l.admin_token))
                .Add("admin_token_file", Out::Str(l.admin_token.file)));
   root.Add("threads",

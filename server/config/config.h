@@ -139,6 +139,11 @@ struct ListenersConfig {
   // Prometheus /metrics and the pool's web page. Default 127.0.0.1:9902;
   // set 0.0.0.0:9902 for Prometheus to scrape the Pod IP.
   ListenAddress metrics_listen = {"127.0.0.1", 9902};
+  // Names (or IPs) a request to metrics_listen may carry in its Host header
+  // besides the address it connected to, the configured host and
+  // "localhost"; any other Host gets 403 (against DNS rebinding). Lower-case.
+  // Default: none.
+  std::vector<std::string> metrics_allowed_hosts;
   // Token PoolAdmin callers send as gRPC metadata. Default: none. From
   // `admin_token` (inline) or `admin_token_file`; a file's trailing newline
   // is dropped.

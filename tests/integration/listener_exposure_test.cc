@@ -4,6 +4,7 @@
 // ("127.attacker.example" to 0.0.0.0), as a hostile DNS or hosts file would.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -19,6 +21,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/egress/v1/admin.grpc.pb.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/subprocess.h"
 
 namespace egress::testing {
@@ -110,15 +113,22 @@ struct Egressd {
   }
 };
 
-Egressd StartEgressd(const std::vector<std::string>& flags) {
+// egressd with `flags` (after --listen=127.0.0.1:0 and, unless `flags` has
+// its own, --metrics_listen=off), under WithHosts when `private_hosts`.
+Egressd StartEgressd(const std::vector<std::string>& flags,
+                     bool private_hosts = true) {
   std::vector<std::string> argv = {RunfilePath("server/egressd"),
-                                   "--listen=127.0.0.1:0",
-                                   "--metrics_listen=off"};
+                                   "--listen=127.0.0.1:0"};
+  if (!std::any_of(flags.begin(), flags.end(), [](const std::string& f) {
+        return absl::StartsWith(f, "--metrics_listen");
+      })) {
+    argv.push_back("--metrics_listen=off");
+  }
   argv.insert(argv.end(), flags.begin(), flags.end());
   Egressd e;
   const std::string err_path = MakeTempDir("egressd") + "/stderr";
   absl::StatusOr<Subprocess> process =
-      Subprocess::Start(WithHosts(argv), err_path);
+      Subprocess::Start(private_hosts ? WithHosts(argv) : argv, err_path);
   EXPECT_TRUE(process.ok()) << process.status();
   if (!process.ok()) return e;
   e.process = std::make_unique<Subprocess>(*std::move(process));
@@ -220,6 +230,113 @@ TEST(AdminListenTest, ANameForLoopbackNeedsNoToken) {
   ASSERT_TRUE(e.ready) << e.err;
   EXPECT_TRUE(absl::StartsWith(e.admin_listen, "127.0.0.1:")) << e.admin_listen;
   EXPECT_TRUE(GetPoolStats(e.admin_listen, "").ok());
+}
+
+int PortOf(const std::string& field) {
+  return std::stoi(field.substr(field.rfind(':') + 1));
+}
+
+// GET `path` on 127.0.0.1:`port` with the Host header `host` and, when not
+// empty, `authorization`.
+RawHttpReply Get(int port, const std::string& path, const std::string& host,
+                 const std::string& authorization = "") {
+  std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host, "\r\n");
+  if (!authorization.empty()) {
+    absl::StrAppend(&request, "Authorization: ", authorization, "\r\n");
+  }
+  absl::StrAppend(&request, "Connection: close\r\n\r\n");
+  absl::StatusOr<RawHttpReply> reply = RawHttpExchange(port, request);
+  EXPECT_TRUE(reply.ok()) << reply.status();
+  return reply.ok() ? *reply : RawHttpReply{};
+}
+
+TEST(PoolPageTest, OffLoopbackWithoutATokenOnlyMetricsAnswer) {
+  Egressd e = StartEgressd({"--metrics_listen=0.0.0.0:0"},
+                           /*private_hosts=*/false);
+  ASSERT_TRUE(e.ready) << e.err;
+  const int port = PortOf(e.metrics_listen);
+  const std::string host = absl::StrCat("127.0.0.1:", port);
+  EXPECT_EQ(Get(port, "/metrics", host).status, 200);
+  for (const char* path : {"/", "/index.html", "/api/pool"}) {
+    SCOPED_TRACE(path);
+    RawHttpReply reply = Get(port, path, host);
+    EXPECT_EQ(reply.status, 403);
+    EXPECT_THAT(reply.body.substr(0, 200), HasSubstr("listeners.admin_token"));
+  }
+}
+
+TEST(PoolPageTest, OffLoopbackTheTokenOpensItAsBearerOrBrowserPassword) {
+  const std::string config =
+      WriteConfig(absl::StrCat("listeners:\n  admin_token: ", kToken, "\n"));
+  Egressd e = StartEgressd(
+      {absl::StrCat("--config=", config), "--metrics_listen=0.0.0.0:0"},
+      /*private_hosts=*/false);
+  ASSERT_TRUE(e.ready) << e.err;
+  const int port = PortOf(e.metrics_listen);
+  const std::string host = absl::StrCat("127.0.0.1:", port);
+  EXPECT_EQ(Get(port, "/metrics", host).status, 200);
+
+  RawHttpReply ask = Get(port, "/", host);
+  EXPECT_EQ(ask.status, 401);
+  EXPECT_THAT(ask.headers["www-authenticate"], HasSubstr("Basic realm="));
+  EXPECT_EQ(Get(port, "/", host, "Bearer wrong").status, 401);
+  EXPECT_EQ(Get(port, "/", host,
+                absl::StrCat("Basic ", absl::Base64Escape("me:wrong")))
+                .status,
+            401);
+
+  EXPECT_EQ(Get(port, "/", host,
+                absl::StrCat("Basic ", absl::Base64Escape(
+                                           absl::StrCat("me:", kToken))))
+                .status,
+            200);
+  RawHttpReply json =
+      Get(port, "/api/pool", host, absl::StrCat("Bearer ", kToken));
+  EXPECT_EQ(json.status, 200);
+  EXPECT_THAT(json.body, HasSubstr("\"connections\""));
+}
+
+TEST(PoolPageTest, ANameThatBindsEveryInterfaceIsOffLoopback) {
+  SKIP_WITHOUT_PRIVATE_HOSTS();
+  Egressd e = StartEgressd({"--metrics_listen=127.attacker.example:0"});
+  ASSERT_TRUE(e.ready) << e.err;
+  EXPECT_TRUE(absl::StartsWith(e.metrics_listen, "0.0.0.0:"))
+      << e.metrics_listen;
+  const int port = PortOf(e.metrics_listen);
+  EXPECT_EQ(Get(port, "/api/pool", "127.attacker.example").status, 403);
+  EXPECT_EQ(Get(port, "/metrics", "127.attacker.example").status, 200);
+}
+
+TEST(PoolPageTest, TheHostHeaderMustNameTheListener) {
+  const std::string config = WriteConfig(
+      "listeners:\n  metrics_allowed_hosts: [Egressd.Example.com]\n");
+  Egressd e = StartEgressd(
+      {absl::StrCat("--config=", config), "--metrics_listen=127.0.0.1:0"},
+      /*private_hosts=*/false);
+  ASSERT_TRUE(e.ready) << e.err;
+  const int port = PortOf(e.metrics_listen);
+  // On loopback the page needs no token, but a rebound name is refused.
+  for (const char* path : {"/", "/api/pool", "/metrics"}) {
+    SCOPED_TRACE(path);
+    RawHttpReply rebound = Get(port, path, "attacker.example");
+    EXPECT_EQ(rebound.status, 403);
+    EXPECT_THAT(rebound.body.substr(0, 200),
+                HasSubstr("does not name this listener"));
+    EXPECT_EQ(Get(port, path, absl::StrCat("attacker.example:", port)).status,
+              403);
+    EXPECT_EQ(Get(port, path, "10.9.9.9").status, 403) << "not this address";
+    for (const std::string& host :
+         {absl::StrCat("127.0.0.1:", port), std::string("127.0.0.1"),
+          std::string("localhost:8080"), std::string("LOCALHOST"),
+          std::string("egressd.example.com:443")}) {
+      EXPECT_EQ(Get(port, path, host).status, 200) << host;
+    }
+  }
+  absl::StatusOr<RawHttpReply> no_host = RawHttpExchange(
+      port, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(no_host.ok()) << no_host.status();
+  EXPECT_EQ(no_host->status, 400);
 }
 
 }  // namespace
