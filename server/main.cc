@@ -1,14 +1,18 @@
 // egressd: the egress sidecar. Serves Fetcher (with gRPC health and server
-// reflection) on listeners.listen and PoolAdmin on listeners.admin_listen,
-// both backed by one process-wide HttpClient and its connection pool.
+// reflection) on listeners.listen, gRPC health alone on
+// listeners.health_listen (when set, for probes) and PoolAdmin on
+// listeners.admin_listen, all backed by one process-wide HttpClient and its
+// connection pool.
 //
 // Configuration: built-in defaults < the --config file < flags given on the
 // command line (server/egressd_config.h, docs/configuration.md).
 // `egressd --check_config=FILE` prints the effective configuration and exits.
 //
-// Start-up prints one line a script can parse, after both ports are bound:
-//   EGRESSD_READY listen=127.0.0.1:7070 metrics_listen=127.0.0.1:9902
-//       admin_listen=127.0.0.1:9901   (one line; metrics_listen=off if off)
+// Start-up prints one line a script can parse, after every port is bound,
+// with the addresses bound (IPs, also where names were configured):
+//   EGRESSD_READY listen=127.0.0.1:7070 health_listen=off
+//       metrics_listen=127.0.0.1:9902 admin_listen=127.0.0.1:9901
+//   (one line; off for a listener that is off)
 // SIGTERM or SIGINT: health turns NOT_SERVING and egressd prints
 //   EGRESSD_DRAINING grace=20s
 // then the Fetcher stops taking calls, in-flight ones get
@@ -44,7 +48,10 @@
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "server/admin_auth.h"
 #include "server/config/config.h"
 #include "server/egressd_config.h"
@@ -70,6 +77,11 @@ ABSL_FLAG(std::string, check_config, "",
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
           "HOST:PORT for the Fetcher service (with gRPC health and "
           "reflection). Port 0 picks a free port. (listeners.listen)");
+ABSL_FLAG(std::string, health_listen, "off",
+          "HOST:PORT serving only gRPC health (grpc.health.v1), with the "
+          "same statuses as --listen, for probes that must reach the Pod IP "
+          "while Fetch stays on loopback; \"off\" or \"\" turns it off. "
+          "(listeners.health_listen)");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9901",
           "HOST:PORT for the PoolAdmin service. Keep it on localhost; off "
           "loopback an admin token is required. (listeners.admin_listen)");
@@ -311,6 +323,17 @@ FlagOverrides OverridesFromFlags(const std::set<std::string>& given) {
   return f;
 }
 
+// A server option that drops every builder plugin, reflection included.
+class WithoutPlugins final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(
+      std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins)
+      override {
+    plugins->clear();
+  }
+};
+
 // Builds a server listening on `endpoint` (an IP, never a name: see
 // ResolveListenAddress), without SO_REUSEPORT so that a port already in use
 // is an error instead of a silently shared port.
@@ -430,6 +453,22 @@ int Run(int raw_argc, char** raw_argv) {
       metrics_listen = *parsed;
     }
   }
+  // --health_listen overrides listeners.health_listen; "off" or "" turns it
+  // off. Validated again: it must not share a port with another listener.
+  if (given.count("health_listen") > 0) {
+    const std::string value = absl::GetFlag(FLAGS_health_listen);
+    if (value.empty() || value == "off") {
+      config->listeners.health_listen.reset();
+    } else {
+      absl::StatusOr<ListenAddress> parsed =
+          ParseListenAddress("--health_listen", value);
+      if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+      config->listeners.health_listen = *parsed;
+    }
+    if (absl::Status s = ValidateConfig(*config); !s.ok()) {
+      return Fail(absl::StrCat("--health_listen: ", s.message()));
+    }
+  }
   for (const std::string& warning : EgressdWarnings(*config)) {
     if (plain_messages) {
       std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
@@ -465,6 +504,16 @@ int Run(int raw_argc, char** raw_argv) {
       !s.ok()) {
     return Fail(std::string(s.message()));
   }
+  std::optional<asio::ip::tcp::endpoint> health_endpoint;
+  if (config->listeners.health_listen.has_value()) {
+    absl::StatusOr<asio::ip::tcp::endpoint> resolved =
+        ResolveListenAddress(*config->listeners.health_listen);
+    if (!resolved.ok()) {
+      return Fail(absl::StrCat("listeners.health_listen (--health_listen): ",
+                               resolved.status().message()));
+    }
+    health_endpoint = *resolved;
+  }
 
   gpr_set_log_function(GrpcLog);
 
@@ -499,6 +548,14 @@ int Run(int raw_argc, char** raw_argv) {
   const ListenAddress& admin_listen = config->listeners.admin_listen;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // The health listener serves health and nothing else: no plugin (gRPC's
+  // reflection registers itself into every builder once linked).
+  grpc::ServerBuilder health_builder;
+  health_builder.SetOption(std::make_unique<WithoutPlugins>());
+  // Every other method answers UNIMPLEMENTED through gRPC's default generic
+  // service; a server with no service of its own is refused by the builder.
+  grpc::CallbackGenericService health_unimplemented;
+  health_builder.RegisterCallbackGenericService(&health_unimplemented);
   grpc::ServerBuilder fetch_builder;
   fetch_service.Register(fetch_builder);
   int fetch_port = 0;
@@ -555,11 +612,33 @@ int Run(int raw_argc, char** raw_argv) {
     }
     metrics_server = *std::move(started);
   }
+  // Only the default health service, which gRPC adds at start.
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  if (health_endpoint.has_value()) {
+    health_server = BuildServer(health_builder, *health_endpoint, &health_port);
+    if (health_server == nullptr || health_port == 0) {
+      if (metrics_server != nullptr) metrics_server->Stop();
+      admin_server->Shutdown();
+      fetch_server->Shutdown();
+      fetch_service.Shutdown();
+      return Fail(absl::StrCat(
+          "cannot listen on ", config->listeners.health_listen->ToString(),
+          " (listeners.health_listen, --health_listen): address in use or "
+          "not local"));
+    }
+  }
   fetch_service.Start();
-  grpc::HealthCheckServiceInterface* health =
-      fetch_server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus("egress.v1.Fetcher", true);
+  // Each server has its own health service; both say the same.
+  std::vector<grpc::HealthCheckServiceInterface*> healths = {
+      fetch_server->GetHealthCheckService()};
+  if (health_server != nullptr) {
+    healths.push_back(health_server->GetHealthCheckService());
+  }
+  for (grpc::HealthCheckServiceInterface* health : healths) {
+    health->SetServingStatus(true);
+    health->SetServingStatus("egress.v1.Fetcher", true);
+  }
 
   // The addresses bound, not the names configured.
   const std::string bound_listen = EndpointString(asio::ip::tcp::endpoint(
@@ -569,13 +648,21 @@ int Run(int raw_argc, char** raw_argv) {
   const std::string bound_metrics =
       metrics_server != nullptr ? metrics_server->bound().ToString()
                                 : std::string("off");
+  const std::string bound_health =
+      health_server != nullptr
+          ? EndpointString(asio::ip::tcp::endpoint(
+                health_endpoint->address(), static_cast<uint16_t>(health_port)))
+          : std::string("off");
   // admin_listen stays last: scripts read it to the end of the line.
-  std::printf("EGRESSD_READY listen=%s metrics_listen=%s admin_listen=%s\n",
-              bound_listen.c_str(), bound_metrics.c_str(),
-              bound_admin.c_str());
+  std::printf(
+      "EGRESSD_READY listen=%s health_listen=%s metrics_listen=%s "
+      "admin_listen=%s\n",
+      bound_listen.c_str(), bound_health.c_str(), bound_metrics.c_str(),
+      bound_admin.c_str());
   std::fflush(stdout);
   log::Info("egressd started",
             {{"listen", bound_listen},
+             {"health_listen", bound_health},
              {"admin_listen", bound_admin},
              {"metrics_listen", bound_metrics},
              {"log_level", LogLevelName(config->logging.level)},
@@ -588,7 +675,9 @@ int Run(int raw_argc, char** raw_argv) {
              {"grace_ms", config->timeouts.shutdown_grace}});
 
   // Every service name, "" and egress.v1.Fetcher alike.
-  health->SetServingStatus(false);
+  for (grpc::HealthCheckServiceInterface* health : healths) {
+    health->SetServingStatus(false);
+  }
   const absl::Duration grace = config->timeouts.shutdown_grace;
   std::printf("EGRESSD_DRAINING grace=%s\n",
               absl::FormatDuration(grace).c_str());
@@ -611,6 +700,8 @@ int Run(int raw_argc, char** raw_argv) {
     grpc_server_cancel_all_calls(fetch_server->c_server());
   }
   drain.join();
+  // Probes have seen NOT_SERVING throughout the drain; open Watches end now.
+  if (health_server != nullptr) health_server->Shutdown(absl::ToChronoTime(absl::Now()));
   client.Shutdown(absl::ZeroDuration());
   fetch_service.Shutdown();
   // WatchPoolEvents streams end (OK) once they have the pool's last events,

@@ -645,6 +645,17 @@ absl::Status ConfigParser::ParseListeners(const Field& f,
   bool placeholder = false;
   absl::Status status = ForEachField(
       f, {{"listen", Listen(&out->listen)},
+          {"health_listen",
+           [this, out](const Field& f) -> absl::Status {
+             absl::StatusOr<std::string> text = Scalar(f, "HOST:PORT or off");
+             if (!text.ok()) return text.status();
+             if (*text == "off") {
+               out->health_listen.reset();
+               return absl::OkStatus();
+             }
+             out->health_listen.emplace();
+             return Listen(&*out->health_listen)(f);
+           }},
           {"admin_listen", Listen(&out->admin_listen)},
           {"metrics_listen", Listen(&out->metrics_listen)},
           {"metrics_allowed_hosts",
@@ -1178,10 +1189,13 @@ std::optional<FieldProblem> Validate(const EgressdConfig& config) {
       return FieldProblem{"listeners.admin_token", *std::move(problem)};
     }
   }
-  const std::vector<std::pair<const char*, const ListenAddress*>> listeners = {
+  std::vector<std::pair<const char*, const ListenAddress*>> listeners = {
       {"listeners.listen", &l.listen},
       {"listeners.admin_listen", &l.admin_listen},
       {"listeners.metrics_listen", &l.metrics_listen}};
+  if (l.health_listen.has_value()) {
+    listeners.emplace_back("listeners.health_listen", &*l.health_listen);
+  }
   for (size_t i = 0; i < listeners.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       const ListenAddress& a = *listeners[i].second;
@@ -1496,6 +1510,10 @@ Out ToOut(const EgressdConfig& c) {
   root.Add("listeners",
            Out::Map()
                .Add("listen", Out::Str(l.listen.ToString()))
+               .Add("health_listen",
+                    Out::Str(l.health_listen.has_value()
+                                 ? l.health_listen->ToString()
+                                 : std::string("off")))
                .Add("admin_listen", Out::Str(l.admin_listen.ToString()))
                .Add("metrics_listen", Out::Str(l.metrics_listen.ToString()))
                .Add("metrics_allowed_hosts", StrList(l.metrics_allowed_hosts))
@@ -1863,8 +1881,10 @@ absl::Status CheckListenersResolve(const EgressdConfig& config) {
        std::vector<std::pair<const char*, const ListenAddress*>>{
            {"listeners.listen", &l.listen},
            {"listeners.admin_listen", &l.admin_listen},
-           {"listeners.metrics_listen", &l.metrics_listen}}) {
-    if (address->host.empty()) continue;  // off
+           {"listeners.metrics_listen", &l.metrics_listen},
+           {"listeners.health_listen",
+            l.health_listen.has_value() ? &*l.health_listen : nullptr}}) {
+    if (address == nullptr || address->host.empty()) continue;  // off
     absl::StatusOr<asio::ip::tcp::endpoint> bound =
         ResolveListenAddress(*address);
     if (!bound.ok()) {

@@ -40,6 +40,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -128,10 +129,15 @@ bool HostHasDomainSuffix(absl::string_view host, absl::string_view suffix);
 
 struct ListenersConfig {
   // Fetcher, gRPC health and reflection. Default 127.0.0.1:7070: only
-  // processes in the same network namespace (the pod) can call it. In
-  // Kubernetes, kubelet's gRPC probes connect to the Pod IP, so the manifests
-  // in deploy/k8s set 0.0.0.0:7070 and a NetworkPolicy keeps other pods out.
+  // processes in the same network namespace (the pod) can call it. The
+  // sidecar manifests in deploy/k8s keep it there and probe health_listen;
+  // the gateway's listens on 0.0.0.0:7070 for its clients.
   ListenAddress listen = {"127.0.0.1", 7070};
+  // gRPC health (grpc.health.v1) alone, for probes: the same statuses as on
+  // `listen` ("" and egress.v1.Fetcher), and no other service. Lets Fetch
+  // stay on loopback while kubelet probes the Pod IP. Default: off
+  // ("off" in the file).
+  std::optional<ListenAddress> health_listen;
   // PoolAdmin. Default 127.0.0.1:9901. Bound off loopback, an admin token
   // is required (the configuration is refused otherwise): judged on the
   // address bound, so a name is judged once resolved (CheckAdminListenBound).

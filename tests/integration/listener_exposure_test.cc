@@ -21,6 +21,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/egress/v1/admin.grpc.pb.h"
+#include "proto/egress/v1/fetch.grpc.pb.h"
+#include "tests/proto/health.grpc.pb.h"
+#include "tests/proto/reflection.grpc.pb.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/subprocess.h"
 
@@ -337,6 +340,85 @@ TEST(PoolPageTest, TheHostHeaderMustNameTheListener) {
       port, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(no_host.ok()) << no_host.status();
   EXPECT_EQ(no_host->status, 400);
+}
+
+std::chrono::system_clock::time_point In(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+TEST(HealthListenTest, ServesHealthAndNothingElse) {
+  Egressd e = StartEgressd({"--health_listen=127.0.0.1:0"},
+                           /*private_hosts=*/false);
+  ASSERT_TRUE(e.ready) << e.err;
+  ASSERT_TRUE(absl::StartsWith(e.health_listen, "127.0.0.1:"))
+      << "the ready line names the health listener: " << e.health_listen;
+  auto channel =
+      grpc::CreateChannel(e.health_listen, grpc::InsecureChannelCredentials());
+
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  for (const char* service : {"", "egress.v1.Fetcher"}) {
+    SCOPED_TRACE(service);
+    grpc::ClientContext context;
+    context.set_deadline(In(10));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = health->Check(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.status(),
+              grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+
+  // Not an egress proxy: Fetch, PoolAdmin and reflection are not here.
+  {
+    auto fetcher = v1::Fetcher::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(In(10));
+    v1::FetchRequest request;
+    request.set_method("GET");
+    request.set_url("http://127.0.0.1:1/");
+    v1::FetchResponse response;
+    EXPECT_EQ(fetcher->Fetch(&context, request, &response).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  EXPECT_EQ(GetPoolStats(e.health_listen, "").error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  {
+    auto reflection =
+        grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(In(10));
+    auto stream = reflection->ServerReflectionInfo(&context);
+    grpc::reflection::v1alpha::ServerReflectionRequest request;
+    request.set_list_services("");
+    stream->Write(request);
+    stream->WritesDone();
+    grpc::reflection::v1alpha::ServerReflectionResponse response;
+    while (stream->Read(&response)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  }
+
+  // The Fetch listener still serves health too (probes of older manifests).
+  auto fetch_health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(e.listen, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(In(10));
+  grpc::health::v1::HealthCheckResponse response;
+  EXPECT_TRUE(fetch_health
+                  ->Check(&context, grpc::health::v1::HealthCheckRequest(),
+                          &response)
+                  .ok());
+}
+
+TEST(HealthListenTest, SharesNoPortWithAnotherListener) {
+  Egressd e = StartEgressd(
+      {"--listen=127.0.0.1:7455", "--health_listen=0.0.0.0:7455"},
+      /*private_hosts=*/false);
+  ASSERT_FALSE(e.ready);
+  EXPECT_EQ(e.exit_code, 1);
+  EXPECT_THAT(e.err, HasSubstr("listeners.health_listen: 0.0.0.0:7455 is the "
+                               "same port as listeners.listen"));
 }
 
 }  // namespace

@@ -85,3 +85,38 @@ TEST(AdminListenBoundTest, ValidateLeavesANameToTheResolver) {
 
 }  // namespace
 }  // namespace egress
+
+namespace egress {
+namespace {
+
+TEST(HealthListenConfigTest, OffByDefaultAndRoundTrips) {
+  absl::StatusOr<EgressdConfig> defaults = ParseConfigYaml("");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->listeners.health_listen.has_value());
+  EXPECT_THAT(RenderEffectiveConfig(*defaults),
+              HasSubstr("health_listen: \"off\""));
+
+  absl::StatusOr<EgressdConfig> on =
+      ParseConfigYaml("listeners:\n  health_listen: 0.0.0.0:7071\n");
+  ASSERT_TRUE(on.ok()) << on.status();
+  ASSERT_TRUE(on->listeners.health_listen.has_value());
+  EXPECT_EQ(on->listeners.health_listen->ToString(), "0.0.0.0:7071");
+  absl::StatusOr<EgressdConfig> again =
+      ParseConfigYaml(RenderEffectiveConfig(*on));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->listeners.health_listen->ToString(), "0.0.0.0:7071");
+
+  absl::StatusOr<EgressdConfig> off =
+      ParseConfigYaml("listeners:\n  health_listen: 'off'\n");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->listeners.health_listen.has_value());
+
+  absl::StatusOr<EgressdConfig> clash =
+      ParseConfigYaml("listeners:\n  health_listen: 0.0.0.0:7070\n");
+  EXPECT_THAT(clash.status().message(),
+              HasSubstr("listeners.health_listen: 0.0.0.0:7070 is the same "
+                        "port as listeners.listen"));
+}
+
+}  // namespace
+}  // namespace egress
