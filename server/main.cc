@@ -536,12 +536,9 @@ int Run(int raw_argc, char** raw_argv) {
   fetch_options.completion_queues = config->threads.completion_queues;
   fetch_options.default_call_timeout = config->timeouts.default_call;
   fetch_options.caller_metadata_key = config->limits.caller_metadata_key;
-  // A request at the body limit, with a URL and headers at theirs, and
-  // room for the message's framing.
-  fetch_options.max_receive_message_bytes = static_cast<int64_t>(
-      config->limits.max_request_body_bytes +
-      config->limits.max_request_url_bytes +
-      config->limits.max_request_header_bytes + 64 * 1024);
+  // Every request reaches egressd's own limits, which answer an oversized
+  // body precisely, log it and count it (see the option).
+  fetch_options.max_receive_message_bytes = -1;
   FetchService fetch_service(fetch_options, &client);
 
   const ListenAddress& listen = config->listeners.listen;

@@ -1,7 +1,10 @@
-// Issue 14: who can reach egressd's listeners. A listener is judged on the
-// address it binds, not on how its host is spelled: egressd runs here in a
-// private mount namespace whose /etc/hosts maps names the test chooses
-// ("127.attacker.example" to 0.0.0.0), as a hostile DNS or hosts file would.
+// Issue 14: who can reach egressd's listeners, and what reaches egressd
+// through them. A listener is judged on the address it binds, not on how its
+// host is spelled: egressd runs here in a private mount namespace whose
+// /etc/hosts maps names the test chooses ("127.attacker.example" to
+// 0.0.0.0), as a hostile DNS or hosts file would. An over-limit request body
+// reaches egressd's own limit, whatever its size.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -108,6 +111,7 @@ struct Egressd {
   std::string listen, admin_listen, metrics_listen, health_listen;
   int exit_code = -1;
   std::string err;
+  std::string err_path;  // egressd's stderr: its log lines
 
   // "127.0.0.1:PORT" for a field "ADDRESS:PORT": reaches a loopback or a
   // wildcard listener alike.
@@ -130,6 +134,7 @@ Egressd StartEgressd(const std::vector<std::string>& flags,
   argv.insert(argv.end(), flags.begin(), flags.end());
   Egressd e;
   const std::string err_path = MakeTempDir("egressd") + "/stderr";
+  e.err_path = err_path;
   absl::StatusOr<Subprocess> process =
       Subprocess::Start(private_hosts ? WithHosts(argv) : argv, err_path);
   EXPECT_TRUE(process.ok()) << process.status();
@@ -409,6 +414,63 @@ TEST(HealthListenTest, ServesHealthAndNothingElse) {
                   ->Check(&context, grpc::health::v1::HealthCheckRequest(),
                           &response)
                   .ok());
+}
+
+// The request limits' safety-event count in /metrics.
+int RejectedRequestLimits(int metrics_port) {
+  RawHttpReply metrics = Get(metrics_port, "/metrics",
+                             absl::StrCat("127.0.0.1:", metrics_port));
+  const std::string kSample =
+      "egressd_safety_events_total{event=\"rejected_request_limits\"} ";
+  const size_t at = metrics.body.find(kSample);
+  if (at == std::string::npos) return -1;
+  return std::stoi(metrics.body.substr(at + kSample.size()));
+}
+
+TEST(RequestBodyLimitTest, EveryOverLimitBodyGetsEgressdsMessageAndIsCounted) {
+  Egressd e = StartEgressd({"--max_request_body_bytes=1048576",
+                            "--metrics_listen=127.0.0.1:0"},
+                           /*private_hosts=*/false);
+  ASSERT_TRUE(e.ready) << e.err;
+  const int metrics_port = PortOf(e.metrics_listen);
+  const int rejected_before = RejectedRequestLimits(metrics_port);
+  ASSERT_GE(rejected_before, 0);
+  auto fetcher = v1::Fetcher::NewStub(
+      grpc::CreateChannel(e.listen, grpc::InsecureChannelCredentials()));
+  // Just over the limit, past the limit and its URL and header allowance
+  // (gRPC's receive limit until now), and far past it.
+  const int sizes[] = {(1 << 20) + 1, (1 << 20) + (512 << 10), 8 << 20};
+  for (int size : sizes) {
+    SCOPED_TRACE(size);
+    v1::FetchRequest request;
+    request.set_method("POST");
+    request.set_url("http://127.0.0.1:1/upload");
+    request.set_body(std::string(size, 'b'));
+    grpc::ClientContext context;
+    context.set_deadline(In(20));
+    v1::FetchResponse response;
+    grpc::Status status = fetcher->Fetch(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(status.error_message(),
+              absl::StrCat("request body is ", size,
+                           " bytes, over the limit of 1048576 "
+                           "(max_request_body_bytes)"));
+  }
+  EXPECT_EQ(RejectedRequestLimits(metrics_port),
+            rejected_before + static_cast<int>(std::size(sizes)));
+  // One access log line per call, naming the status; all written once
+  // egressd has stopped (it flushes its log on the way out).
+  absl::StatusOr<int> stopped = e.process->Stop(SIGTERM, absl::Seconds(20));
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  const std::string log = ReadFileOrEmpty(e.err_path);
+  int logged = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (absl::StrContains(line, "/upload") &&
+        absl::StrContains(line, "RESOURCE_EXHAUSTED")) {
+      ++logged;
+    }
+  }
+  EXPECT_EQ(logged, static_cast<int>(std::size(sizes))) << log.substr(0, 4000);
 }
 
 TEST(HealthListenTest, SharesNoPortWithAnotherListener) {
