@@ -152,13 +152,16 @@ TEST_F(ImageRootfsTest, EgressdAndEgressctlRunFromItAsUser65532) {
 // The configuration the image and the ConfigMap carry passes egressd's own
 // check (stricter than the library's: it also refuses fields egressd cannot
 // act on yet), as `egressd --check_config` in the container would run it.
+// `egressd --check_config=<runfile>`.
+CommandResult EgressdCheckConfig(const std::string& runfile) {
+  return RunCommand({RunfilePath("server/egressd"),
+                     absl::StrCat("--check_config=", RunfilePath(runfile))});
+}
+
 TEST(ImageConfigTest, TheShippedConfigurationPassesEgressdCheckConfig) {
   // The sidecar's (the image's default): Fetch on loopback, health for the
   // probes on the Pod IP.
-  CommandResult check = RunCommand(
-      {RunfilePath("server/egressd"),
-       absl::StrCat("--check_config=",
-                    RunfilePath("deploy/k8s/base/config.yaml"))});
+  CommandResult check = EgressdCheckConfig("deploy/k8s/base/config.yaml");
   EXPECT_EQ(check.exit_code, 0) << check.err;
   EXPECT_THAT(check.out, ::testing::HasSubstr("  listen: \"127.0.0.1:7070\""));
   EXPECT_THAT(check.out,
@@ -167,10 +170,8 @@ TEST(ImageConfigTest, TheShippedConfigurationPassesEgressdCheckConfig) {
   EXPECT_THAT(check.err,
               ::testing::HasSubstr("warning: listeners.metrics_listen"));
   // The gateway's: Fetch for the cluster.
-  CommandResult gateway = RunCommand(
-      {RunfilePath("server/egressd"),
-       absl::StrCat("--check_config=",
-                    RunfilePath("deploy/k8s/gateway/config/config.yaml"))});
+  CommandResult gateway =
+      EgressdCheckConfig("deploy/k8s/gateway/config/config.yaml");
   EXPECT_EQ(gateway.exit_code, 0) << gateway.err;
   EXPECT_THAT(gateway.out, ::testing::HasSubstr("  listen: \"0.0.0.0:7070\""));
   EXPECT_THAT(gateway.err, ::testing::HasSubstr("warning: listeners.listen"));
