@@ -477,8 +477,11 @@ int Run(int raw_argc, char** raw_argv) {
     }
   }
   if (check_only) {
-    // What egressd would bind, resolved now (it resolves again at start).
-    if (absl::Status s = CheckListenersResolve(*config); !s.ok()) {
+    // What egressd would bind, resolved now (it resolves again at start);
+    // --metrics_listen as given (an empty host is off).
+    EgressdConfig effective = *config;
+    effective.listeners.metrics_listen = metrics_listen.value_or(ListenAddress{});
+    if (absl::Status s = CheckListenersResolve(effective); !s.ok()) {
       return Fail(absl::StrCat(config_path, ": ", s.message()));
     }
     std::fputs(RenderEffectiveConfig(*config).c_str(), stdout);
