@@ -1,7 +1,5 @@
 #include "server/admin_auth.h"
 
-#include "absl/strings/match.h"
-
 namespace egress {
 namespace {
 
@@ -17,22 +15,6 @@ class RefusedWatch final : public grpc::ServerWriteReactor<v1::PoolEvent> {
 };
 
 }  // namespace
-
-bool BearerTokenMatches(absl::string_view metadata_value,
-                        absl::string_view token) {
-  constexpr absl::string_view kScheme = "Bearer ";
-  if (token.empty() || metadata_value.size() != kScheme.size() + token.size() ||
-      !absl::StartsWithIgnoreCase(metadata_value, kScheme)) {
-    return false;
-  }
-  // Only the length leaks, which the token's owner chose anyway.
-  const absl::string_view given = metadata_value.substr(kScheme.size());
-  unsigned char difference = 0;
-  for (size_t i = 0; i < token.size(); ++i) {
-    difference |= static_cast<unsigned char>(given[i] ^ token[i]);
-  }
-  return difference == 0;
-}
 
 bool TokenCheckedPoolAdmin::Authorized(
     grpc::CallbackServerContext* context) const {

@@ -19,15 +19,9 @@
 #include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/egress/v1/admin.grpc.pb.h"
+#include "server/admin_token.h"  // BearerTokenMatches
 
 namespace egress {
-
-// True if `metadata_value` (the "authorization" header's value) is
-// "Bearer <token>". The scheme is case-insensitive (RFC 9110); the token is
-// compared in time independent of where it differs. An empty `token` never
-// matches.
-bool BearerTokenMatches(absl::string_view metadata_value,
-                        absl::string_view token);
 
 class TokenCheckedPoolAdmin final : public v1::PoolAdmin::CallbackService {
  public:

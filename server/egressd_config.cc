@@ -376,13 +376,14 @@ absl::Status CheckImplemented(const EgressdConfig& config) {
 std::vector<std::string> EgressdWarnings(const EgressdConfig& config) {
   std::vector<std::string> warnings = ConfigWarnings(config);
   const ListenAddress& metrics = config.listeners.metrics_listen;
-  if (!metrics.host.empty() && !metrics.IsLoopback()) {
-    // /metrics and the pool page take no token (PoolAdmin does): what they
-    // show is for whoever can reach the port.
+  if (metrics.Ip().has_value() && !metrics.IsLoopback()) {
+    // /metrics takes no token; the pool page and its API do off loopback.
     warnings.push_back(absl::StrCat(
         "listeners.metrics_listen (", metrics.ToString(),
-        ") is not a loopback address: /metrics and the pool page need no "
-        "token, so limit who can reach it (a NetworkPolicy in Kubernetes)"));
+        ") is not a loopback address: /metrics needs no token, so limit who "
+        "can reach it (a NetworkPolicy in Kubernetes); the pool page and "
+        "/api/ answer only with listeners.admin_token",
+        config.listeners.admin_token.empty() ? ", which is not set" : ""));
   }
   return warnings;
 }
@@ -462,9 +463,13 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
   // wildcard listener listens on every interface address. A host name
   // ("localhost") is not an address and is left out: its listener is judged
   // as a wildcard (OwnListenerFor).
-  for (const ListenAddress* a :
-       {&config.listeners.listen, &config.listeners.admin_listen,
-        &config.listeners.metrics_listen}) {
+  std::vector<const ListenAddress*> listeners = {
+      &config.listeners.listen, &config.listeners.admin_listen,
+      &config.listeners.metrics_listen};
+  if (config.listeners.health_listen.has_value()) {
+    listeners.push_back(&*config.listeners.health_listen);
+  }
+  for (const ListenAddress* a : listeners) {
     const std::optional<asio::ip::address> ip = ListenIp(*a);
     if (!ip.has_value()) continue;
     if (ip->is_unspecified()) {

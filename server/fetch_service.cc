@@ -366,7 +366,9 @@ FetchService::~FetchService() { Shutdown(); }
 
 void FetchService::Register(grpc::ServerBuilder& builder) {
   builder.RegisterService(&service_);
-  if (options_.max_receive_message_bytes > 0) {
+  if (options_.max_receive_message_bytes < 0) {
+    builder.SetMaxReceiveMessageSize(-1);  // gRPC's "unlimited"
+  } else if (options_.max_receive_message_bytes > 0) {
     builder.SetMaxReceiveMessageSize(static_cast<int>(
         std::min<int64_t>(options_.max_receive_message_bytes, INT32_MAX)));
   }

@@ -47,10 +47,15 @@ struct FetchServiceOptions {
   // a call: the peer's IP address ("ipv4:10.0.0.7", the gRPC peer without
   // its port).
   std::string caller_metadata_key;
-  // Largest FetchRequest accepted (gRPC's receive limit, default 4 MiB):
-  // set above the request body limit so that an oversized body gets
-  // egressd's precise RESOURCE_EXHAUSTED rather than gRPC's. 0: gRPC's
-  // default.
+  // Largest FetchRequest gRPC accepts (its receive limit, default 4 MiB).
+  // -1: no limit of gRPC's, so that every request reaches egressd's own
+  // limits (HttpClientOptions::request_limits): an oversized body gets
+  // egressd's precise RESOURCE_EXHAUSTED, an access log line and a safety
+  // event, where gRPC's limit answered "Received message larger than max"
+  // and hid the call from egressd. Its limit saved no memory: gRPC 1.51
+  // buffers the whole message before it checks the size (a 64 MiB body
+  // against a 1 MiB limit raised egressd's RSS by ~70 MiB either way).
+  // 0: gRPC's default.
   int64_t max_receive_message_bytes = 0;
 };
 

@@ -1,14 +1,18 @@
 // egressd: the egress sidecar. Serves Fetcher (with gRPC health and server
-// reflection) on listeners.listen and PoolAdmin on listeners.admin_listen,
-// both backed by one process-wide HttpClient and its connection pool.
+// reflection) on listeners.listen, gRPC health alone on
+// listeners.health_listen (when set, for probes) and PoolAdmin on
+// listeners.admin_listen, all backed by one process-wide HttpClient and its
+// connection pool.
 //
 // Configuration: built-in defaults < the --config file < flags given on the
 // command line (server/egressd_config.h, docs/configuration.md).
 // `egressd --check_config=FILE` prints the effective configuration and exits.
 //
-// Start-up prints one line a script can parse, after both ports are bound:
-//   EGRESSD_READY listen=127.0.0.1:7070 metrics_listen=127.0.0.1:9902
-//       admin_listen=127.0.0.1:9901   (one line; metrics_listen=off if off)
+// Start-up prints one line a script can parse, after every port is bound,
+// with the addresses bound (IPs, also where names were configured):
+//   EGRESSD_READY listen=127.0.0.1:7070 health_listen=off
+//       metrics_listen=127.0.0.1:9902 admin_listen=127.0.0.1:9901
+//   (one line; off for a listener that is off)
 // SIGTERM or SIGINT: health turns NOT_SERVING and egressd prints
 //   EGRESSD_DRAINING grace=20s
 // then the Fetcher stops taking calls, in-flight ones get
@@ -38,12 +42,16 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "asio/ip/tcp.hpp"
 #include "client_core/call/http_client.h"
 #include "grpc/grpc.h"
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "server/admin_auth.h"
 #include "server/config/config.h"
 #include "server/egressd_config.h"
@@ -69,6 +77,11 @@ ABSL_FLAG(std::string, check_config, "",
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
           "HOST:PORT for the Fetcher service (with gRPC health and "
           "reflection). Port 0 picks a free port. (listeners.listen)");
+ABSL_FLAG(std::string, health_listen, "off",
+          "HOST:PORT serving only gRPC health (grpc.health.v1), with the "
+          "same statuses as --listen, for probes that must reach the Pod IP "
+          "while Fetch stays on loopback; \"off\" or \"\" turns it off. "
+          "(listeners.health_listen)");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9901",
           "HOST:PORT for the PoolAdmin service. Keep it on localhost; off "
           "loopback an admin token is required. (listeners.admin_listen)");
@@ -310,13 +323,25 @@ FlagOverrides OverridesFromFlags(const std::set<std::string>& given) {
   return f;
 }
 
-// Builds a server listening on `address`, without SO_REUSEPORT so that a port
-// already in use is an error instead of a silently shared port.
-std::unique_ptr<grpc::Server> BuildServer(grpc::ServerBuilder& builder,
-                                          const ListenAddress& address,
-                                          int* bound_port) {
+// A server option that drops every builder plugin, reflection included.
+class WithoutPlugins final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(
+      std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins)
+      override {
+    plugins->clear();
+  }
+};
+
+// Builds a server listening on `endpoint` (an IP, never a name: see
+// ResolveListenAddress), without SO_REUSEPORT so that a port already in use
+// is an error instead of a silently shared port.
+std::unique_ptr<grpc::Server> BuildServer(
+    grpc::ServerBuilder& builder, const asio::ip::tcp::endpoint& endpoint,
+    int* bound_port) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address.ToString(),
+  builder.AddListeningPort(EndpointString(endpoint),
                            grpc::InsecureServerCredentials(), bound_port);
   return builder.BuildAndStart();
 }
@@ -428,6 +453,22 @@ int Run(int raw_argc, char** raw_argv) {
       metrics_listen = *parsed;
     }
   }
+  // --health_listen overrides listeners.health_listen; "off" or "" turns it
+  // off. Validated again: it must not share a port with another listener.
+  if (given.count("health_listen") > 0) {
+    const std::string value = absl::GetFlag(FLAGS_health_listen);
+    if (value.empty() || value == "off") {
+      config->listeners.health_listen.reset();
+    } else {
+      absl::StatusOr<ListenAddress> parsed =
+          ParseListenAddress("--health_listen", value);
+      if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+      config->listeners.health_listen = *parsed;
+    }
+    if (absl::Status s = ValidateConfig(*config); !s.ok()) {
+      return Fail(absl::StrCat("--health_listen: ", s.message()));
+    }
+  }
   for (const std::string& warning : EgressdWarnings(*config)) {
     if (plain_messages) {
       std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
@@ -436,8 +477,45 @@ int Run(int raw_argc, char** raw_argv) {
     }
   }
   if (check_only) {
+    // What egressd would bind, resolved now (it resolves again at start);
+    // --metrics_listen as given (an empty host is off).
+    EgressdConfig effective = *config;
+    effective.listeners.metrics_listen = metrics_listen.value_or(ListenAddress{});
+    if (absl::Status s = CheckListenersResolve(effective); !s.ok()) {
+      return Fail(absl::StrCat(config_path, ": ", s.message()));
+    }
     std::fputs(RenderEffectiveConfig(*config).c_str(), stdout);
     return 0;
+  }
+
+  // Each listener's host is resolved once; that address is judged and bound
+  // (never the name again, which could resolve elsewhere the second time).
+  absl::StatusOr<asio::ip::tcp::endpoint> listen_endpoint =
+      ResolveListenAddress(config->listeners.listen);
+  if (!listen_endpoint.ok()) {
+    return Fail(absl::StrCat("listeners.listen (--listen): ",
+                             listen_endpoint.status().message()));
+  }
+  absl::StatusOr<asio::ip::tcp::endpoint> admin_endpoint =
+      ResolveListenAddress(config->listeners.admin_listen);
+  if (!admin_endpoint.ok()) {
+    return Fail(absl::StrCat("listeners.admin_listen (--admin_listen): ",
+                             admin_endpoint.status().message()));
+  }
+  if (absl::Status s =
+          CheckAdminListenBound(config->listeners, admin_endpoint->address());
+      !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  std::optional<asio::ip::tcp::endpoint> health_endpoint;
+  if (config->listeners.health_listen.has_value()) {
+    absl::StatusOr<asio::ip::tcp::endpoint> resolved =
+        ResolveListenAddress(*config->listeners.health_listen);
+    if (!resolved.ok()) {
+      return Fail(absl::StrCat("listeners.health_listen (--health_listen): ",
+                               resolved.status().message()));
+    }
+    health_endpoint = *resolved;
   }
 
   gpr_set_log_function(GrpcLog);
@@ -461,23 +539,28 @@ int Run(int raw_argc, char** raw_argv) {
   fetch_options.completion_queues = config->threads.completion_queues;
   fetch_options.default_call_timeout = config->timeouts.default_call;
   fetch_options.caller_metadata_key = config->limits.caller_metadata_key;
-  // A request at the body limit, with a URL and headers at theirs, and
-  // room for the message's framing.
-  fetch_options.max_receive_message_bytes = static_cast<int64_t>(
-      config->limits.max_request_body_bytes +
-      config->limits.max_request_url_bytes +
-      config->limits.max_request_header_bytes + 64 * 1024);
+  // Every request reaches egressd's own limits, which answer an oversized
+  // body precisely, log it and count it (see the option).
+  fetch_options.max_receive_message_bytes = -1;
   FetchService fetch_service(fetch_options, &client);
 
   const ListenAddress& listen = config->listeners.listen;
   const ListenAddress& admin_listen = config->listeners.admin_listen;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // The health listener serves health and nothing else: no plugin (gRPC's
+  // reflection registers itself into every builder once linked).
+  grpc::ServerBuilder health_builder;
+  health_builder.SetOption(std::make_unique<WithoutPlugins>());
+  // Every other method answers UNIMPLEMENTED through gRPC's default generic
+  // service; a server with no service of its own is refused by the builder.
+  grpc::CallbackGenericService health_unimplemented;
+  health_builder.RegisterCallbackGenericService(&health_unimplemented);
   grpc::ServerBuilder fetch_builder;
   fetch_service.Register(fetch_builder);
   int fetch_port = 0;
   std::unique_ptr<grpc::Server> fetch_server =
-      BuildServer(fetch_builder, listen, &fetch_port);
+      BuildServer(fetch_builder, *listen_endpoint, &fetch_port);
   if (fetch_server == nullptr || fetch_port == 0) {
     return Fail(absl::StrCat("cannot listen on ", listen.ToString(),
                              " (listeners.listen, --listen): address in use "
@@ -501,7 +584,7 @@ int Run(int raw_argc, char** raw_argv) {
   }
   int admin_port = 0;
   std::unique_ptr<grpc::Server> admin_server =
-      BuildServer(admin_builder, admin_listen, &admin_port);
+      BuildServer(admin_builder, *admin_endpoint, &admin_port);
   if (admin_server == nullptr || admin_port == 0) {
     fetch_server->Shutdown();
     fetch_service.Shutdown();
@@ -513,6 +596,8 @@ int Run(int raw_argc, char** raw_argv) {
   if (metrics_listen.has_value()) {
     metrics::MetricsServerOptions metrics_options;
     metrics_options.per_address = absl::GetFlag(FLAGS_metrics_per_address);
+    metrics_options.admin_token = config->listeners.admin_token.value;
+    metrics_options.allowed_hosts = config->listeners.metrics_allowed_hosts;
     absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
         metrics::MetricsServer::Start(*metrics_listen, &client,
                                       &metrics::CallMetrics::Global(),
@@ -527,45 +612,77 @@ int Run(int raw_argc, char** raw_argv) {
     }
     metrics_server = *std::move(started);
   }
+  // Only the default health service, which gRPC adds at start.
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  if (health_endpoint.has_value()) {
+    health_server = BuildServer(health_builder, *health_endpoint, &health_port);
+    if (health_server == nullptr || health_port == 0) {
+      if (metrics_server != nullptr) metrics_server->Stop();
+      admin_server->Shutdown();
+      fetch_server->Shutdown();
+      fetch_service.Shutdown();
+      return Fail(absl::StrCat(
+          "cannot listen on ", config->listeners.health_listen->ToString(),
+          " (listeners.health_listen, --health_listen): address in use or "
+          "not local"));
+    }
+  }
   // egressd's own listeners, as bound, are never egress destinations on any
   // route (the policy judges them before its allow lists). Set before the
   // Fetch service takes its first call.
   if (client_options->connector.policy != nullptr) {
-    ListenAddress fetch_bound = listen;
-    fetch_bound.port = static_cast<uint16_t>(fetch_port);
-    ListenAddress admin_bound = admin_listen;
-    admin_bound.port = static_cast<uint16_t>(admin_port);
-    std::vector<OwnListener> own = {OwnListenerFor(fetch_bound, "Fetch"),
-                                    OwnListenerFor(admin_bound, "admin")};
+    std::vector<OwnListener> own = {
+        {listen_endpoint->address(), static_cast<uint16_t>(fetch_port),
+         "Fetch"},
+        {admin_endpoint->address(), static_cast<uint16_t>(admin_port),
+         "admin"}};
     if (metrics_server != nullptr) {
       own.push_back(OwnListenerFor(metrics_server->bound(), "metrics"));
+    }
+    if (health_server != nullptr) {
+      own.push_back({health_endpoint->address(),
+                     static_cast<uint16_t>(health_port), "health"});
     }
     client_options->connector.policy->SetOwnListeners(std::move(own));
   }
   fetch_service.Start();
-  grpc::HealthCheckServiceInterface* health =
-      fetch_server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus("egress.v1.Fetcher", true);
+  // Each server has its own health service; both say the same.
+  std::vector<grpc::HealthCheckServiceInterface*> healths = {
+      fetch_server->GetHealthCheckService()};
+  if (health_server != nullptr) {
+    healths.push_back(health_server->GetHealthCheckService());
+  }
+  for (grpc::HealthCheckServiceInterface* health : healths) {
+    health->SetServingStatus(true);
+    health->SetServingStatus("egress.v1.Fetcher", true);
+  }
 
-  ListenAddress bound_listen = listen;
-  bound_listen.port = static_cast<uint16_t>(fetch_port);
-  ListenAddress bound_admin = admin_listen;
-  bound_admin.port = static_cast<uint16_t>(admin_port);
+  // The addresses bound, not the names configured.
+  const std::string bound_listen = EndpointString(asio::ip::tcp::endpoint(
+      listen_endpoint->address(), static_cast<uint16_t>(fetch_port)));
+  const std::string bound_admin = EndpointString(asio::ip::tcp::endpoint(
+      admin_endpoint->address(), static_cast<uint16_t>(admin_port)));
+  const std::string bound_metrics =
+      metrics_server != nullptr ? metrics_server->bound().ToString()
+                                : std::string("off");
+  const std::string bound_health =
+      health_server != nullptr
+          ? EndpointString(asio::ip::tcp::endpoint(
+                health_endpoint->address(), static_cast<uint16_t>(health_port)))
+          : std::string("off");
   // admin_listen stays last: scripts read it to the end of the line.
-  std::printf("EGRESSD_READY listen=%s metrics_listen=%s admin_listen=%s\n",
-              bound_listen.ToString().c_str(),
-              metrics_server != nullptr
-                  ? metrics_server->bound().ToString().c_str()
-                  : "off",
-              bound_admin.ToString().c_str());
+  std::printf(
+      "EGRESSD_READY listen=%s health_listen=%s metrics_listen=%s "
+      "admin_listen=%s\n",
+      bound_listen.c_str(), bound_health.c_str(), bound_metrics.c_str(),
+      bound_admin.c_str());
   std::fflush(stdout);
   log::Info("egressd started",
-            {{"listen", bound_listen.ToString()},
-             {"admin_listen", bound_admin.ToString()},
-             {"metrics_listen", metrics_server != nullptr
-                                    ? metrics_server->bound().ToString()
-                                    : std::string("off")},
+            {{"listen", bound_listen},
+             {"health_listen", bound_health},
+             {"admin_listen", bound_admin},
+             {"metrics_listen", bound_metrics},
              {"log_level", LogLevelName(config->logging.level)},
              {"access_log", config->logging.access_log}});
 
@@ -576,7 +693,9 @@ int Run(int raw_argc, char** raw_argv) {
              {"grace_ms", config->timeouts.shutdown_grace}});
 
   // Every service name, "" and egress.v1.Fetcher alike.
-  health->SetServingStatus(false);
+  for (grpc::HealthCheckServiceInterface* health : healths) {
+    health->SetServingStatus(false);
+  }
   const absl::Duration grace = config->timeouts.shutdown_grace;
   std::printf("EGRESSD_DRAINING grace=%s\n",
               absl::FormatDuration(grace).c_str());
@@ -599,6 +718,8 @@ int Run(int raw_argc, char** raw_argv) {
     grpc_server_cancel_all_calls(fetch_server->c_server());
   }
   drain.join();
+  // Probes have seen NOT_SERVING throughout the drain; open Watches end now.
+  if (health_server != nullptr) health_server->Shutdown(absl::ToChronoTime(absl::Now()));
   client.Shutdown(absl::ZeroDuration());
   fetch_service.Shutdown();
   // WatchPoolEvents streams end (OK) once they have the pool's last events,

@@ -23,6 +23,12 @@ int main(int argc, char** argv) {
                  std::string(config.status().message()).c_str());
     return 1;
   }
+  // As egressd would bind them: a name is judged on what it resolves to.
+  if (absl::Status s = egress::CheckListenersResolve(*config); !s.ok()) {
+    std::fprintf(stderr, "check_config: %s: %s\n", argv[1],
+                 std::string(s.message()).c_str());
+    return 1;
+  }
   for (const std::string& warning : egress::ConfigWarnings(*config)) {
     std::fprintf(stderr, "check_config: warning: %s\n", warning.c_str());
   }

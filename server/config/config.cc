@@ -645,8 +645,24 @@ absl::Status ConfigParser::ParseListeners(const Field& f,
   bool placeholder = false;
   absl::Status status = ForEachField(
       f, {{"listen", Listen(&out->listen)},
+          {"health_listen",
+           [this, out](const Field& f) -> absl::Status {
+             absl::StatusOr<std::string> text = Scalar(f, "HOST:PORT or off");
+             if (!text.ok()) return text.status();
+             if (*text == "off") {
+               out->health_listen.reset();
+               return absl::OkStatus();
+             }
+             out->health_listen.emplace();
+             return Listen(&*out->health_listen)(f);
+           }},
           {"admin_listen", Listen(&out->admin_listen)},
           {"metrics_listen", Listen(&out->metrics_listen)},
+          {"metrics_allowed_hosts",
+           StringList(&out->metrics_allowed_hosts, "[egressd.example.com]",
+                      [](absl::string_view text) {
+                        return NormalizeHost(text, "host");
+                      })},
           {"admin_token", SecretValue(&out->admin_token, &placeholder)},
           {"admin_token_file", String(&out->admin_token.file)}});
   if (!status.ok()) return status;
@@ -1152,20 +1168,35 @@ std::optional<FieldProblem> CheckShadowing(absl::string_view list_path,
   return std::nullopt;
 }
 
+// Why listeners.admin_token is required for `l.admin_listen` bound to
+// `bound`, or nullopt when it is not (loopback, or a token is set).
+std::optional<std::string> AdminTokenProblem(const ListenersConfig& l,
+                                             const asio::ip::address& bound) {
+  if (IsLoopbackAddress(bound) || !l.admin_token.empty()) return std::nullopt;
+  const bool name = !l.admin_listen.Ip().has_value();
+  return absl::StrCat(
+      "required because listeners.admin_listen (", l.admin_listen.ToString(),
+      ")", name ? absl::StrCat(" binds ", bound.to_string(), ", which") : "",
+      " is not a loopback address; set admin_token_file to a mounted Secret, "
+      "or keep admin_listen on 127.0.0.1");
+}
+
 std::optional<FieldProblem> Validate(const EgressdConfig& config) {
   const ListenersConfig& l = config.listeners;
-  if (!l.admin_listen.IsLoopback() && l.admin_token.empty()) {
-    return FieldProblem{
-        "listeners.admin_token",
-        absl::StrCat("required because listeners.admin_listen (",
-                     l.admin_listen.ToString(),
-                     ") is not a loopback address; set admin_token_file to a "
-                     "mounted Secret, or keep admin_listen on 127.0.0.1")};
+  // An IP is judged here; a name only once resolved
+  // (CheckAdminListenBound), which needs the resolver.
+  if (std::optional<asio::ip::address> ip = l.admin_listen.Ip()) {
+    if (std::optional<std::string> problem = AdminTokenProblem(l, *ip)) {
+      return FieldProblem{"listeners.admin_token", *std::move(problem)};
+    }
   }
-  const std::vector<std::pair<const char*, const ListenAddress*>> listeners = {
+  std::vector<std::pair<const char*, const ListenAddress*>> listeners = {
       {"listeners.listen", &l.listen},
       {"listeners.admin_listen", &l.admin_listen},
       {"listeners.metrics_listen", &l.metrics_listen}};
+  if (l.health_listen.has_value()) {
+    listeners.emplace_back("listeners.health_listen", &*l.health_listen);
+  }
   for (size_t i = 0; i < listeners.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       const ListenAddress& a = *listeners[i].second;
@@ -1480,8 +1511,13 @@ Out ToOut(const EgressdConfig& c) {
   root.Add("listeners",
            Out::Map()
                .Add("listen", Out::Str(l.listen.ToString()))
+               .Add("health_listen",
+                    Out::Str(l.health_listen.has_value()
+                                 ? l.health_listen->ToString()
+                                 : std::string("off")))
                .Add("admin_listen", Out::Str(l.admin_listen.ToString()))
                .Add("metrics_listen", Out::Str(l.metrics_listen.ToString()))
+               .Add("metrics_allowed_hosts", StrList(l.metrics_allowed_hosts))
                .Add("admin_token", SecretOut(l.admin_token))
                .Add("admin_token_file", Out::Str(l.admin_token.file)));
   root.Add("threads",
@@ -1831,6 +1867,42 @@ absl::Status ValidateConfig(const EgressdConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status CheckAdminListenBound(const ListenersConfig& listeners,
+                                   const asio::ip::address& bound) {
+  if (std::optional<std::string> problem =
+          AdminTokenProblem(listeners, bound)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listeners.admin_token: ", *problem));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckListenersResolve(const EgressdConfig& config) {
+  const ListenersConfig& l = config.listeners;
+  for (const auto& [path, address] :
+       std::vector<std::pair<const char*, const ListenAddress*>>{
+           {"listeners.listen", &l.listen},
+           {"listeners.admin_listen", &l.admin_listen},
+           {"listeners.metrics_listen", &l.metrics_listen},
+           {"listeners.health_listen",
+            l.health_listen.has_value() ? &*l.health_listen : nullptr}}) {
+    if (address == nullptr || address->host.empty()) continue;  // off
+    absl::StatusOr<asio::ip::tcp::endpoint> bound =
+        ResolveListenAddress(*address);
+    if (!bound.ok()) {
+      return absl::Status(bound.status().code(),
+                          absl::StrCat(path, ": ", bound.status().message()));
+    }
+    if (address == &l.admin_listen) {
+      if (absl::Status s = CheckAdminListenBound(l, bound->address());
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::string> ConfigWarnings(const EgressdConfig& config) {
   std::vector<std::string> warnings;
   const auto insecure = [&](const std::string& where) {
@@ -1849,7 +1921,8 @@ std::vector<std::string> ConfigWarnings(const EgressdConfig& config) {
                             d.match.ToString(), ")"));
     }
   }
-  if (!config.listeners.listen.IsLoopback()) {
+  if (config.listeners.listen.Ip().has_value() &&
+      !config.listeners.listen.IsLoopback()) {
     warnings.push_back(absl::StrCat(
         "listeners.listen is ", config.listeners.listen.ToString(),
         " (not loopback): whoever can reach it can send HTTP requests "

@@ -40,6 +40,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -128,16 +129,27 @@ bool HostHasDomainSuffix(absl::string_view host, absl::string_view suffix);
 
 struct ListenersConfig {
   // Fetcher, gRPC health and reflection. Default 127.0.0.1:7070: only
-  // processes in the same network namespace (the pod) can call it. In
-  // Kubernetes, kubelet's gRPC probes connect to the Pod IP, so the manifests
-  // in deploy/k8s set 0.0.0.0:7070 and a NetworkPolicy keeps other pods out.
+  // processes in the same network namespace (the pod) can call it. The
+  // sidecar manifests in deploy/k8s keep it there and probe health_listen;
+  // the gateway's listens on 0.0.0.0:7070 for its clients.
   ListenAddress listen = {"127.0.0.1", 7070};
-  // PoolAdmin. Default 127.0.0.1:9901. On a non-loopback address an admin
-  // token is required (the configuration is refused otherwise).
+  // gRPC health (grpc.health.v1) alone, for probes: the same statuses as on
+  // `listen` ("" and egress.v1.Fetcher), and no other service. Lets Fetch
+  // stay on loopback while kubelet probes the Pod IP. Default: off
+  // ("off" in the file).
+  std::optional<ListenAddress> health_listen;
+  // PoolAdmin. Default 127.0.0.1:9901. Bound off loopback, an admin token
+  // is required (the configuration is refused otherwise): judged on the
+  // address bound, so a name is judged once resolved (CheckAdminListenBound).
   ListenAddress admin_listen = {"127.0.0.1", 9901};
   // Prometheus /metrics and the pool's web page. Default 127.0.0.1:9902;
   // set 0.0.0.0:9902 for Prometheus to scrape the Pod IP.
   ListenAddress metrics_listen = {"127.0.0.1", 9902};
+  // Names (or IPs) a request to metrics_listen may carry in its Host header
+  // besides the address it connected to, the configured host and
+  // "localhost"; any other Host gets 403 (against DNS rebinding). Lower-case.
+  // Default: none.
+  std::vector<std::string> metrics_allowed_hosts;
   // Token PoolAdmin callers send as gRPC metadata. Default: none. From
   // `admin_token` (inline) or `admin_token_file`; a file's trailing newline
   // is dropped.
@@ -438,6 +450,21 @@ absl::StatusOr<EgressdConfig> LoadConfigFile(absl::string_view path);
 // loopback without a token, two listeners on one port). ParseConfigYaml calls
 // it; call it again after applying command-line flags on top of a file.
 absl::Status ValidateConfig(const EgressdConfig& config);
+
+// The admin token rule on the address listeners.admin_listen really binds
+// (ResolveListenAddress): off loopback, listeners.admin_token is required.
+// ValidateConfig applies it to an IP; a host name is judged only by this,
+// on the address it resolved to, never by its spelling
+// ("127.attacker.example" may resolve to 0.0.0.0). kInvalidArgument naming
+// listeners.admin_token and the address.
+absl::Status CheckAdminListenBound(const ListenersConfig& listeners,
+                                   const asio::ip::address& bound);
+
+// What --check_config adds to ValidateConfig: every listener's host resolves
+// (kUnavailable naming the field otherwise) and CheckAdminListenBound holds
+// for the address admin_listen resolves to now. egressd itself judges the
+// address it binds, resolved once at start-up.
+absl::Status CheckListenersResolve(const EgressdConfig& config);
 
 // Things that are allowed but dangerous, one sentence each, for egressd to
 // log at start-up and for --check_config to print: insecure_skip_verify on a

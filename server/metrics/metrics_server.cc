@@ -6,8 +6,12 @@
 #include <optional>
 #include <system_error>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "asio/co_spawn.hpp"
 #include "asio/detached.hpp"
 #include "asio/experimental/as_tuple.hpp"
@@ -17,6 +21,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
+#include "server/admin_token.h"
 #include "server/metrics/page_html.h"
 #include "server/metrics/pool_json.h"
 #include "server/metrics/pool_metrics.h"
@@ -39,6 +44,25 @@ constexpr absl::string_view kPageSecurityPolicy =
     "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+// The value of the request's header field `name` (case-insensitive),
+// trimmed; nullopt if absent; `*count` says how often it appears.
+std::optional<absl::string_view> HeaderValue(absl::string_view head,
+                                             absl::string_view name,
+                                             int* count) {
+  std::optional<absl::string_view> value;
+  *count = 0;
+  for (absl::string_view line : absl::StrSplit(head, "\r\n")) {
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos ||
+        !absl::EqualsIgnoreCase(line.substr(0, colon), name)) {
+      continue;
+    }
+    ++*count;
+    if (!value) value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+  }
+  return value;
+}
+
 std::string Frame(
     int status, absl::string_view content_type, absl::string_view body,
     bool head_only,
@@ -59,10 +83,50 @@ std::string Frame(
 
 }  // namespace
 
+bool HostNamesListener(absl::string_view host, const asio::ip::address& local,
+                       absl::string_view configured_host,
+                       const std::vector<std::string>& allowed_hosts) {
+  // Drop the port: "[v6]:port", "v4:port", "name:port".
+  if (absl::StartsWith(host, "[")) {
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) return false;
+    host = host.substr(0, close + 1);
+  } else if (const size_t colon = host.rfind(':');
+             colon != absl::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  std::string name = absl::AsciiStrToLower(host);
+  if (absl::EndsWith(name, ".")) name.pop_back();  // "localhost." is localhost
+  if (name.empty()) return false;
+  if (name == "localhost" || name == absl::AsciiStrToLower(configured_host)) {
+    return true;
+  }
+  // An IPv6 entry is written without brackets (the configuration's form).
+  const absl::string_view bare = absl::StripSuffix(
+      absl::StripPrefix(absl::string_view(name), "["), "]");
+  for (const std::string& allowed : allowed_hosts) {
+    if (name == allowed || bare == allowed) return true;
+  }
+  ListenAddress as_address{name, 0};
+  if (std::optional<asio::ip::address> ip = as_address.Ip()) {
+    const auto plain = [](const asio::ip::address& a) {
+      if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+        return asio::ip::address(
+            asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
+      }
+      return a;
+    };
+    return plain(*ip) == plain(local);
+  }
+  return false;
+}
+
 absl::string_view ReasonPhrase(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -87,26 +151,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address.ToString(), ": ", why));
   };
-  std::string host = address.host;
-  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
-    host = host.substr(1, host.size() - 2);
-  }
+  absl::StatusOr<tcp::endpoint> resolved = ResolveListenAddress(address);
+  if (!resolved.ok()) return fail(resolved.status().message());
+  const tcp::endpoint endpoint = *resolved;
   std::error_code ec;
-  tcp::endpoint endpoint;
-  const asio::ip::address ip = asio::ip::make_address(host, ec);
-  if (!ec) {
-    endpoint = tcp::endpoint(ip, address.port);
-  } else {
-    // A name such as "localhost": its first address.
-    tcp::resolver resolver(server->context_);
-    tcp::resolver::results_type results = resolver.resolve(
-        host, std::to_string(address.port), tcp::resolver::passive, ec);
-    if (ec || results.empty()) {
-      return fail(absl::StrCat("cannot resolve '", host,
-                               "': ", ec ? ec.message() : "no address"));
-    }
-    endpoint = results.begin()->endpoint();
-  }
   tcp::acceptor& acceptor = server->acceptor_;
   acceptor.open(endpoint.protocol(), ec);
   // SO_REUSEADDR only lets a restarted egressd bind while old connections
@@ -115,9 +163,16 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fail(ec.message());
-  server->bound_ = address;
-  server->bound_.port = acceptor.local_endpoint(ec).port();
+  const tcp::endpoint local = acceptor.local_endpoint(ec);
   if (ec) return fail(ec.message());
+  // The address bound, not the name configured.
+  absl::StatusOr<ListenAddress> bound =
+      ParseListenAddress("bound", EndpointString(local));
+  if (!bound.ok()) return fail(bound.status().message());
+  server->bound_ = *bound;
+  server->configured_host_ = absl::AsciiStrToLower(address.host);
+  // Judged on the address bound, not on the name configured.
+  server->page_open_ = IsLoopbackAddress(local.address());
 
   asio::co_spawn(server->context_, server->Accept(), asio::detached);
   MetricsServer* raw = server.get();
@@ -187,6 +242,8 @@ asio::awaitable<void> MetricsServer::Serve(
         }
       });
 
+  std::error_code local_error;
+  const asio::ip::address local = socket->local_endpoint(local_error).address();
   std::string buffer;
   auto [read_error, head_size] = co_await asio::async_read_until(
       *socket, asio::dynamic_buffer(buffer, kMaxRequestHead), "\r\n\r\n",
@@ -203,7 +260,9 @@ asio::awaitable<void> MetricsServer::Serve(
   } else {
     const absl::string_view head(buffer.data(), head_size);
     head_only = absl::StartsWith(head, "HEAD ");
-    reply = Answer(head);
+    reply = local_error ? Reply{500, "text/plain; charset=utf-8",
+                                "no local address\n", {}}
+                        : Answer(head, local);
   }
   const std::string out = Frame(reply.status, reply.content_type, reply.body,
                                 head_only, reply.headers);
@@ -228,7 +287,8 @@ asio::awaitable<void> MetricsServer::Serve(
   timer.cancel();
 }
 
-MetricsServer::Reply MetricsServer::Answer(absl::string_view head) {
+MetricsServer::Reply MetricsServer::Answer(absl::string_view head,
+                                           const asio::ip::address& local) {
   const auto bad = [](absl::string_view why) {
     return Reply{400, "text/plain; charset=utf-8", absl::StrCat(why, "\n"), {}};
   };
@@ -253,11 +313,51 @@ MetricsServer::Reply MetricsServer::Answer(absl::string_view head) {
   }
   // The query (e.g. a cache-buster) does not change the answer.
   target = target.substr(0, target.find('?'));
-  return Route(method, target);
+  int hosts = 0;
+  const std::optional<absl::string_view> host =
+      HeaderValue(head.substr(line_end), "host", &hosts);
+  if (hosts != 1) return bad("exactly one Host header field is required");
+  if (!HostNamesListener(*host, local, configured_host_,
+                         options_.allowed_hosts)) {
+    return Reply{403,
+                 "text/plain; charset=utf-8",
+                 absl::StrCat("Host '", absl::CHexEscape(*host),
+                              "' does not name this listener: use its "
+                              "address, localhost, or a name in "
+                              "listeners.metrics_allowed_hosts\n"),
+                 {}};
+  }
+  int authorizations = 0;
+  const std::optional<absl::string_view> authorization =
+      HeaderValue(head.substr(line_end), "authorization", &authorizations);
+  return Route(method, target, authorization.value_or(""));
 }
 
 MetricsServer::Reply MetricsServer::Route(absl::string_view method,
-                                          absl::string_view path) {
+                                          absl::string_view path,
+                                          absl::string_view authorization) {
+  // The pool page and its API list every destination and connection: off
+  // loopback, only for the admin token's holder.
+  const bool pool_data = path == "/" || path == "/index.html" ||
+                         absl::StartsWith(path, "/api/");
+  if (pool_data && !page_open_) {
+    if (options_.admin_token.empty()) {
+      return Reply{403,
+                   "text/plain; charset=utf-8",
+                   "the pool page is served off loopback only with "
+                   "listeners.admin_token set; /metrics needs none\n",
+                   {}};
+    }
+    if (!AuthorizationCarriesToken(authorization, options_.admin_token)) {
+      return Reply{401,
+                   "text/plain; charset=utf-8",
+                   "the pool page needs egressd's admin token: "
+                   "'Authorization: Bearer <token>', or the token as the "
+                   "password your browser asks for\n",
+                   {{"WWW-Authenticate",
+                     "Basic realm=\"egressd pool page\", charset=\"UTF-8\""}}};
+    }
+  }
   enum class Page { kMetrics, kIndex, kPoolJson };
   std::optional<Page> page;
   if (path == "/metrics") page = Page::kMetrics;

@@ -4,7 +4,20 @@
 //   GET /           the pool's live web page (page_html.h)
 //   GET /api/pool   the JSON the page polls (pool_json.h)
 // HEAD is answered like GET without the body; another method on those paths
-// is 405, any other path 404. One request per connection (the response says
+// is 405, any other path 404.
+//
+// Who may ask:
+//   - Every request must name this listener in its Host header: the address
+//     the connection came in on, the configured host, "localhost", or a name
+//     in allowed_hosts (any port); otherwise 403. A page from another origin
+//     whose name was re-pointed at this address (DNS rebinding) has its own
+//     name in Host, so it cannot read the pool through a browser.
+//   - /metrics: anyone who can connect (Prometheus scrapes the Pod IP).
+//   - / and /api/*: open when the listener is bound to loopback (judged on
+//     the address bound); otherwise only with the admin token, as
+//     "Authorization: Bearer <token>" or as the password of HTTP Basic
+//     authentication (any user name), which a browser asks for after the 401.
+//     Without a configured token they answer 403 off loopback. One request per connection (the response says
 // Connection: close); a request head must arrive within the request timeout
 // and fit in 16 KiB.
 //
@@ -50,7 +63,22 @@ struct MetricsServerOptions {
   size_t max_clients = 64;
   // A request head must be complete within this.
   absl::Duration request_timeout = absl::Seconds(10);
+  // listeners.admin_token: lets / and /api/* answer off loopback to a
+  // request that carries it. Empty: they answer only on loopback.
+  std::string admin_token;
+  // Host header names accepted besides the connection's own address, the
+  // configured host and "localhost" (listeners.metrics_allowed_hosts), e.g.
+  // the name Prometheus or a port-forward uses. Lower-case.
+  std::vector<std::string> allowed_hosts;
 };
+
+// Whether a request's Host header `host` ("name", "name:port",
+// "10.0.0.7:9902", "[::1]:9902") names this listener: the IP the connection
+// came in on (`local`), the configured host, "localhost", or an entry of
+// `allowed_hosts`. The port is not compared (a port-forward changes it).
+bool HostNamesListener(absl::string_view host, const asio::ip::address& local,
+                       absl::string_view configured_host,
+                       const std::vector<std::string>& allowed_hosts);
 
 class MetricsServer {
  public:
@@ -65,7 +93,8 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // The address bound, with the port the kernel chose for port 0.
+  // The address bound (an IP, also when a name was configured), with the
+  // port the kernel chose for port 0.
   const ListenAddress& bound() const { return bound_; }
 
   // Stops accepting, closes open connections, joins the thread. Idempotent;
@@ -87,9 +116,11 @@ class MetricsServer {
   asio::awaitable<void> Accept();
   // Answers one request on `socket` (already in open_) and closes it.
   asio::awaitable<void> Serve(std::shared_ptr<asio::ip::tcp::socket> socket);
-  // The reply to a request head (request line and header fields).
-  Reply Answer(absl::string_view head);
-  Reply Route(absl::string_view method, absl::string_view path);
+  // The reply to a request head (request line and header fields) that came
+  // in on `local`, the connection's own address.
+  Reply Answer(absl::string_view head, const asio::ip::address& local);
+  Reply Route(absl::string_view method, absl::string_view path,
+              absl::string_view authorization);
   std::string RenderMetrics(int* status);
   std::string RenderPool();
 
@@ -98,6 +129,10 @@ class MetricsServer {
   const MetricsServerOptions options_;
   const absl::Time started_ = absl::Now();
   ListenAddress bound_;
+  // The host as configured, lower-case: a name the Host header may carry.
+  std::string configured_host_;
+  // Bound to loopback: / and /api/* need no token.
+  bool page_open_ = false;
   PoolEventLog events_;
 
   asio::io_context context_{1};

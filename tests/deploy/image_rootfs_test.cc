@@ -121,6 +121,7 @@ TEST_F(ImageRootfsTest, EgressdAndEgressctlRunFromItAsUser65532) {
   argv.insert(argv.end(), {"/usr/local/bin/egressd",
                            "--config=/etc/egressd/config.yaml",
                            "--listen=127.0.0.1:0",
+                           "--health_listen=127.0.0.1:0",
                            "--metrics_listen=127.0.0.1:0",
                            "--admin_listen=127.0.0.1:0"});
   absl::StatusOr<Subprocess> egressd = Subprocess::Start(argv, stderr_path);
@@ -151,16 +152,29 @@ TEST_F(ImageRootfsTest, EgressdAndEgressctlRunFromItAsUser65532) {
 // The configuration the image and the ConfigMap carry passes egressd's own
 // check (stricter than the library's: it also refuses fields egressd cannot
 // act on yet), as `egressd --check_config` in the container would run it.
+// `egressd --check_config=<runfile>`.
+CommandResult EgressdCheckConfig(const std::string& runfile) {
+  return RunCommand({RunfilePath("server/egressd"),
+                     absl::StrCat("--check_config=", RunfilePath(runfile))});
+}
+
 TEST(ImageConfigTest, TheShippedConfigurationPassesEgressdCheckConfig) {
-  CommandResult check = RunCommand(
-      {RunfilePath("server/egressd"),
-       absl::StrCat("--check_config=",
-                    RunfilePath("deploy/k8s/base/config.yaml"))});
+  // The sidecar's (the image's default): Fetch on loopback, health for the
+  // probes on the Pod IP.
+  CommandResult check = EgressdCheckConfig("deploy/k8s/base/config.yaml");
   EXPECT_EQ(check.exit_code, 0) << check.err;
-  EXPECT_THAT(check.out, ::testing::HasSubstr("listen: \"0.0.0.0:7070\""));
+  EXPECT_THAT(check.out, ::testing::HasSubstr("  listen: \"127.0.0.1:7070\""));
+  EXPECT_THAT(check.out,
+              ::testing::HasSubstr("health_listen: \"0.0.0.0:7071\""));
   EXPECT_THAT(check.out, ::testing::HasSubstr("shutdown_grace: 20s"));
   EXPECT_THAT(check.err,
               ::testing::HasSubstr("warning: listeners.metrics_listen"));
+  // The gateway's: Fetch for the cluster.
+  CommandResult gateway =
+      EgressdCheckConfig("deploy/k8s/gateway/config/config.yaml");
+  EXPECT_EQ(gateway.exit_code, 0) << gateway.err;
+  EXPECT_THAT(gateway.out, ::testing::HasSubstr("  listen: \"0.0.0.0:7070\""));
+  EXPECT_THAT(gateway.err, ::testing::HasSubstr("warning: listeners.listen"));
 }
 
 }  // namespace

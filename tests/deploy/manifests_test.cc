@@ -34,6 +34,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr int kFetchPort = 7070;
+constexpr int kHealthPort = 7071;
 constexpr int kMetricsPort = 9902;
 constexpr char kHealthService[] = "egress.v1.Fetcher";
 constexpr int kImageUser = 65532;
@@ -149,19 +150,21 @@ void CheckEgressdContainer(const YAML::Node& c, const EgressdConfig& config,
   SCOPED_TRACE(Emit(c));
   EXPECT_EQ(c["image"].as<std::string>(), kImage);
 
-  // Probes: gRPC health of the Fetcher, on the port egressd listens on, and
-  // on an address kubelet can reach (it probes the Pod IP).
+  // Probes: gRPC health of the Fetcher, on the health listener (health
+  // only), on an address kubelet can reach (it probes the Pod IP).
   EXPECT_EQ(config.listeners.listen.port, kFetchPort);
-  EXPECT_TRUE(config.listeners.listen.host == "0.0.0.0" ||
-              config.listeners.listen.host == "[::]")
-      << "kubelet probes the Pod IP; listen is "
-      << config.listeners.listen.ToString();
+  ASSERT_TRUE(config.listeners.health_listen.has_value());
+  EXPECT_EQ(config.listeners.health_listen->port, kHealthPort);
+  EXPECT_TRUE(config.listeners.health_listen->host == "0.0.0.0" ||
+              config.listeners.health_listen->host == "[::]")
+      << "kubelet probes the Pod IP; health_listen is "
+      << config.listeners.health_listen->ToString();
   EXPECT_TRUE(config.listeners.admin_listen.IsLoopback());
   for (const char* probe : {"startupProbe", "readinessProbe", "livenessProbe"}) {
     SCOPED_TRACE(probe);
     const YAML::Node grpc = c[probe]["grpc"];
     ASSERT_TRUE(grpc.IsMap());
-    EXPECT_EQ(grpc["port"].as<int>(), kFetchPort);
+    EXPECT_EQ(grpc["port"].as<int>(), kHealthPort);
     EXPECT_EQ(grpc["service"].as<std::string>(), kHealthService);
   }
   // A draining egressd fails its probes; liveness must not kill it before
@@ -171,8 +174,8 @@ void CheckEgressdContainer(const YAML::Node& c, const EgressdConfig& config,
                           liveness["failureThreshold"].as<int>()),
             config.timeouts.shutdown_grace);
 
-  EXPECT_EQ(Named(c["ports"], "egressd-grpc")["containerPort"].as<int>(),
-            kFetchPort);
+  EXPECT_EQ(Named(c["ports"], "egressd-health")["containerPort"].as<int>(),
+            kHealthPort);
   EXPECT_EQ(Named(c["ports"], "egressd-metrics")["containerPort"].as<int>(),
             config.listeners.metrics_listen.port);
 
@@ -248,6 +251,11 @@ TEST(SidecarExampleTest, EgressdIsANativeSidecar) {
           .as<std::string>();
   CheckEgressdContainer(egressd, config, config_map_name, spec);
   CheckScrapeAnnotations(pod, config);
+  // Fetch is for this pod's application only: on loopback, not a pod port.
+  EXPECT_TRUE(config.listeners.listen.IsLoopback())
+      << "the sidecar's Fetch must not face the cluster; listen is "
+      << config.listeners.listen.ToString();
+  EXPECT_FALSE(Named(egressd["ports"], "egressd-grpc").IsMap());
 
   // Termination: the application gets SIGTERM (after its preStop), exits,
   // then egressd runs its preStop and drains for shutdown_grace. All of it
@@ -282,6 +290,16 @@ TEST(GatewayTest, DeploymentServicePdbAndHpaFitTogether) {
           .as<std::string>();
   CheckEgressdContainer(egressd, config, config_map_name, spec);
   CheckScrapeAnnotations(pod, config);
+  // The gateway's Fetch faces its clients, each limited.
+  EXPECT_TRUE(config.listeners.listen.host == "0.0.0.0" ||
+              config.listeners.listen.host == "[::]")
+      << config.listeners.listen.ToString();
+  EXPECT_EQ(Named(egressd["ports"], "egressd-grpc")["containerPort"].as<int>(),
+            kFetchPort);
+  EXPECT_GT(config.limits.max_in_flight_per_caller, 0)
+      << "one caller must not take every slot of a shared gateway";
+  EXPECT_TRUE(config.limits.caller_metadata_key.empty())
+      << "callers are told apart by IP: a metadata value is theirs to choose";
   EXPECT_FALSE(spec["initContainers"])
       << "the sidecar patch must not touch the gateway";
 
@@ -333,9 +351,15 @@ TEST(VariantsTest, SidecarAndGatewayRunTheSameEgressdContainer) {
   ASSERT_TRUE(sidecar.IsMap());
   ASSERT_TRUE(gateway.IsMap());
   for (const char* field :
-       {"image", "imagePullPolicy", "ports", "startupProbe", "readinessProbe",
+       {"image", "imagePullPolicy", "startupProbe", "readinessProbe",
         "livenessProbe", "lifecycle", "securityContext", "volumeMounts"}) {
     EXPECT_EQ(Emit(sidecar[field]), Emit(gateway[field])) << field;
+  }
+  // The same ports but Fetch's, which only the gateway exposes.
+  for (const char* port : {"egressd-health", "egressd-metrics"}) {
+    EXPECT_EQ(Emit(Named(sidecar["ports"], port)),
+              Emit(Named(gateway["ports"], port)))
+        << port;
   }
 }
 

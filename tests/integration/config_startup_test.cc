@@ -163,6 +163,11 @@ TEST(ConfigStartupTest, ABadOrUnsupportedConfigurationStopsStartUpByName) {
       // A host allow-list is acted on; a malformed entry still stops start-up.
       {"egress:\n  allow_hosts: ['*.example.com']\n", {}, "egress.allow_hosts"},
       {"", {"--admin_listen=0.0.0.0:0"}, "listeners.admin_token"},
+      // A listener's name must resolve, also for --check_config.
+      {"", {"--metrics_listen=no-such-host.invalid:0"},
+       "cannot resolve 'no-such-host.invalid'"},
+      {"listeners:\n  admin_listen: no-such-host.invalid:0\n", {},
+       "listeners.admin_listen"},
       {"", {"--keep_alive=0s"}, "--keep_alive (pool.keep_alive)"},
   };
   for (const Case& c : cases) {

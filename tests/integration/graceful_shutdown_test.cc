@@ -297,5 +297,48 @@ TEST(GracefulShutdownTest, AFetchOutlastingTheGraceIsCancelledAndEgressdExits) {
       << fetch.status().error_message();
 }
 
+// The health listener (--health_listen, which kubelet probes) says what the
+// Fetch listener says: NOT_SERVING for the whole drain; and its open
+// Watches do not hold the drain.
+TEST(GracefulShutdownTest, TheHealthListenerTurnsNotServingForTheDrain) {
+  GatedOrigin origin;
+  const int health_port = PickFreePort();
+  auto started = EgressdProcess::Start(
+      {"--shutdown_grace=30s",
+       absl::StrCat("--health_listen=127.0.0.1:", health_port)});
+  ASSERT_TRUE(started.ok()) << started.status();
+  EgressdProcess& egressd = **started;
+  const std::shared_ptr<grpc::Channel> probe = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", health_port),
+      grpc::InsecureChannelCredentials());
+  HealthWatch watch(probe);
+  ASSERT_EQ(watch.Next(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  // A Fetch in flight keeps egressd draining.
+  FetchInFlight fetch(egressd.fetcher(), origin.origin().Url("/slow"));
+  origin.origin().AwaitRequests(1);
+  ASSERT_EQ(kill(egressd.process().pid(), SIGTERM), 0);
+  EXPECT_EQ(watch.Next(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  ASSERT_TRUE(egressd.process()
+                  .ReadLineMatching("EGRESSD_DRAINING", absl::Seconds(10))
+                  .ok());
+  grpc::health::v1::HealthCheckResponse health;
+  grpc::Status checked = HealthCheck(probe, &health);
+  ASSERT_TRUE(checked.ok()) << "the probe listener answers while draining: "
+                            << checked.error_message();
+  EXPECT_EQ(health.status(),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+
+  const absl::Time opened = absl::Now();
+  origin.Open();
+  absl::StatusOr<int> exit = egressd.process().Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit.ok()) << exit.status() << ": still draining";
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit;
+  EXPECT_LT(absl::Now() - opened, absl::Seconds(4))
+      << "the open Watch on the health listener held the drain";
+  EXPECT_TRUE(fetch.status().ok()) << fetch.status().error_message();
+  EXPECT_EQ(watch.Next(), grpc::health::v1::HealthCheckResponse::UNKNOWN);
+}
+
 }  // namespace
 }  // namespace egress::testing

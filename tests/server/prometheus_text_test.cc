@@ -541,7 +541,7 @@ std::string HttpGet(uint16_t port, const std::string& path) {
   std::string reply;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
     const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
+        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     send(fd, request.data(), request.size(), MSG_NOSIGNAL);
     char buffer[8192];
     ssize_t n;
@@ -587,6 +587,25 @@ TEST(MetricsServerTest, ServesStrictTextWhileCallsAreRecorded) {
       last, HasSubstr("egressd_request_connect_seconds_bucket{le=\"0.0025\"}"));
   (*server)->Stop();
   EXPECT_EQ(HttpGet(port, "/metrics"), "") << "stopped: nothing listens";
+}
+
+TEST(MetricsServerTest, TheHostHeaderMustNameTheListener) {
+  const asio::ip::address local = asio::ip::make_address("10.0.0.7");
+  const std::vector<std::string> allowed = {"egressd.example.com", "fd00::1"};
+  for (const char* host :
+       {"10.0.0.7", "10.0.0.7:9902", "localhost", "LocalHost.:8080",
+        "pod.internal", "egressd.example.com", "[fd00::1]:80"}) {
+    EXPECT_TRUE(HostNamesListener(host, local, "pod.internal", allowed))
+        << host;
+  }
+  for (const char* host : {"", ":9902", "10.0.0.8", "attacker.example",
+                           "localhost.attacker.example", "[::1]", "[fd00::1"}) {
+    EXPECT_FALSE(HostNamesListener(host, local, "pod.internal", allowed))
+        << host;
+  }
+  // A connection over IPv4 to a dual-stack socket has a mapped address.
+  EXPECT_TRUE(HostNamesListener(
+      "127.0.0.1:1", asio::ip::make_address("::ffff:127.0.0.1"), "::", {}));
 }
 
 TEST(MetricsServerTest, RefusesAPortInUse) {
