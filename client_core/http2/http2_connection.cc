@@ -703,9 +703,13 @@ int Http2Connection::Impl::OnFrameRecv(nghttp2_session*,
       }
       break;
     case NGHTTP2_RST_STREAM: {
-      // nghttp2 closes the stream right after this callback.
+      // nghttp2 closes the stream right after this callback. Only the
+      // first reset of an open stream counts: a REFUSED_STREAM that follows
+      // an INTERNAL_ERROR (or a whole response) for a stream already closed
+      // does not prove the request unprocessed, and must not make a POST
+      // look safe to send again.
       Stream* stream = impl->Find(frame->hd.stream_id);
-      if (stream == nullptr) break;
+      if (stream == nullptr || stream->closed || stream->peer_reset) break;
       stream->peer_reset = true;
       stream->peer_reset_code = frame->rst_stream.error_code;
       break;
@@ -751,7 +755,8 @@ int Http2Connection::Impl::OnStreamClose(nghttp2_session*, int32_t stream_id,
                                          void* user_data) {
   Impl* impl = static_cast<Impl*>(user_data);
   Stream* stream = impl->Find(stream_id);
-  if (stream == nullptr) return 0;
+  // The first close decides how the stream ended.
+  if (stream == nullptr || stream->closed) return 0;
   stream->closed = true;
   stream->close_code = error_code;
   // Only a REFUSED_STREAM the origin sent counts: nghttp2 also uses the code

@@ -19,7 +19,9 @@
 //     elsewhere); the others finish.
 //   - REFUSED_STREAM: the exchange fails with not_processed and
 //     refused_stream; the second one on this connection stops its new
-//     exchanges (observer: kRefusedStream).
+//     exchanges (observer: kRefusedStream). Only a stream's first reset
+//     counts: a REFUSED_STREAM after another reset, or after the stream
+//     closed, changes nothing (the request may have been processed).
 //   - Another stream reset: the exchange fails (kUnavailable naming the
 //     error code); the connection stays.
 //   - PING keep-alive (Http2Options): no PONG within ping_timeout → dead:

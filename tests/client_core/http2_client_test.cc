@@ -3,6 +3,8 @@
 // host names onto one connection when the certificate covers both. Asserts
 // which connection served each call and how many connections the pool
 // opened. Runs under TSan too (no gRPC here).
+#include <nghttp2/nghttp2.h>
+
 #include <memory>
 #include <set>
 #include <string>
@@ -247,6 +249,26 @@ TEST_F(Http2ClientTest, StreamsAboveGoawayAreRetriedOnANewConnection) {
   const PoolSnapshot snapshot = client->pool().Snapshot();
   EXPECT_EQ(snapshot.connections_opened, 2u);
   EXPECT_EQ(Closed(snapshot, CloseReason::kGoaway), 1u);
+}
+
+TEST_F(Http2ClientTest, PostResetThenRefusedIsSentOnce) {
+  // The origin resets the POST (INTERNAL_ERROR) and then "refuses" it in
+  // the same write: it may have processed it, so it is not sent again.
+  H2FaultServer server([](const H2Request&) {
+    H2Reply reply;
+    reply.reset_code = NGHTTP2_INTERNAL_ERROR;
+    reply.second_reset_code = NGHTTP2_REFUSED_STREAM;
+    return reply;
+  });
+  auto client = Client(pki_->ca_file(), HttpProtocols::kHttp2);
+  Request post = Get(server.Url("/pay"));
+  post.method = "POST";
+  post.body = "one payment";
+  absl::StatusOr<Response> result = Call(*client, std::move(post));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(result.status().message()),
+              ::testing::HasSubstr("INTERNAL_ERROR"));
+  EXPECT_EQ(server.stats().requests, 1);
 }
 
 TEST_F(Http2ClientTest, BusyConnectionPastItsLifetimeTakesNoNewStreams) {

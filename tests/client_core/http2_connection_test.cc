@@ -843,6 +843,34 @@ TEST_F(Http2ConnectionTest, OtherStreamResetIsUnavailableNamingTheCode) {
   EXPECT_THAT(observer_.reasons(), ::testing::IsEmpty());
 }
 
+TEST_F(Http2ConnectionTest, FirstResetOfAStreamWinsOverALaterRefusal) {
+  // RST_STREAM(INTERNAL_ERROR) then RST_STREAM(REFUSED_STREAM), one write:
+  // the origin may have processed the POST; the late "refusal" of a stream
+  // already closed must not make it look unprocessed (a replayed payment).
+  H2FaultServer server([](const H2Request& request) {
+    H2Reply reply = Ok("ok");
+    if (request.index_on_connection == 0) {
+      reply.reset_code = NGHTTP2_INTERNAL_ERROR;
+      reply.second_reset_code = NGHTTP2_REFUSED_STREAM;
+    }
+    return reply;
+  });
+  auto connection = Connect(server.port());
+  const ExchangeResult reset =
+      Exchange(*connection, MakeRequest("POST", server.Url("/pay"), "42"));
+  EXPECT_EQ(reset.response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(reset.response.status().message(),
+              HasSubstr("the origin reset the stream (INTERNAL_ERROR)"));
+  EXPECT_FALSE(reset.not_processed);
+  EXPECT_FALSE(reset.refused_stream);
+
+  // The late REFUSED_STREAM counted as no refusal either.
+  const ExchangeResult next =
+      Exchange(*connection, MakeRequest("GET", server.Url("/y")));
+  ASSERT_TRUE(next.response.ok()) << next.response.status();
+  EXPECT_THAT(observer_.reasons(), ::testing::IsEmpty());
+}
+
 TEST_F(Http2ConnectionTest, DeadlineResetsTheStreamAndTheConnectionStays) {
   H2FaultServer server([](const H2Request& request) {
     H2Reply reply = Ok("late");

@@ -305,6 +305,9 @@ class H2FaultServer::Connection
     if (reply.reset_code) {
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id,
                                 *reply.reset_code);
+      if (reply.second_reset_code) {
+        raw_after_ += RstStreamFrame(stream_id, *reply.second_reset_code);
+      }
     } else if (reply.no_reply) {
       // Nothing: the client gives up by itself.
     } else if (reply.hold) {
@@ -324,6 +327,18 @@ class H2FaultServer::Connection
       Respond(stream_id, reply);
     }
     Flush();
+  }
+
+  // An RST_STREAM frame as bytes (RFC 9113 6.4).
+  static std::string RstStreamFrame(int32_t stream_id, uint32_t code) {
+    const uint32_t id = static_cast<uint32_t>(stream_id) & 0x7fffffffu;
+    const uint8_t frame[13] = {
+        0, 0, 4, NGHTTP2_RST_STREAM, 0,
+        static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16),
+        static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id),
+        static_cast<uint8_t>(code >> 24), static_cast<uint8_t>(code >> 16),
+        static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code)};
+    return std::string(reinterpret_cast<const char*>(frame), sizeof(frame));
   }
 
   void Respond(int32_t stream_id, const H2Reply& reply) {
@@ -397,6 +412,9 @@ class H2FaultServer::Connection
         if (n <= 0) break;
         batch.append(reinterpret_cast<const char*>(data), n);
       }
+      // Raw frames go after nghttp2's, in the same write.
+      batch += raw_after_;
+      raw_after_.clear();
       if (batch.empty()) break;
       auto [ec, written] =
           co_await asio::async_write(socket_, asio::buffer(batch), kNoThrow);
@@ -420,6 +438,8 @@ class H2FaultServer::Connection
   nghttp2_session* session_ = nullptr;
   bool writing_ = false;
   bool closed_ = false;
+  // Bytes to write after nghttp2's next output (see RstStreamFrame).
+  std::string raw_after_;
   int requests_ = 0;
   std::map<int32_t, H2Request> incoming_;
   std::map<int32_t, Outgoing> outgoing_;

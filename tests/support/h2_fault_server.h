@@ -65,6 +65,10 @@ struct H2Reply {
   // Reset the stream with this HTTP/2 error code instead of responding,
   // e.g. NGHTTP2_REFUSED_STREAM (7), NGHTTP2_INTERNAL_ERROR (2).
   std::optional<uint32_t> reset_code;
+  // With reset_code: a second RST_STREAM for the same stream, with this
+  // code, in the same write as the first (written raw: nghttp2 would not
+  // send one for a stream it has closed).
+  std::optional<uint32_t> second_reset_code;
   // First send GOAWAY (NO_ERROR) with this last-stream-id. Streams above it
   // are never answered.
   std::optional<int32_t> goaway_last_stream_id;
