@@ -64,6 +64,9 @@ std::string ErrorCodeName(uint32_t code) {
   return absl::StrCat(nghttp2_http2_strerror(code));
 }
 
+constexpr char kNoStreamsAllowed[] =
+    "the origin allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)";
+
 // Header fields HTTP/2 forbids in a request (RFC 9113 8.2.2): connection
 // management belongs to the connection, not to the message. "te" is allowed
 // with the value "trailers" only.
@@ -159,6 +162,9 @@ struct Stream {
   bool request_written = false;  // ... and so did the frame ending the request
   absl::Time request_written_at = absl::InfinitePast();
   bool not_sent = false;         // nghttp2 dropped the HEADERS unsent
+  // The peer's SETTINGS allow no streams while nghttp2 still holds this
+  // stream's HEADERS: it would wait for its deadline.
+  bool no_stream_allowed = false;
   int not_sent_error = 0;
 
   // Response side.
@@ -305,6 +311,8 @@ class Http2Connection::Impl {
   ExchangeResult StreamNotStarted(const Request& request, int32_t error);
   ExchangeResult Fail(Stream& stream, absl::Status status);
   ExchangeResult FailClosedStream(Stream& stream);
+  // The peer's SETTINGS allow no streams and this one was never sent.
+  ExchangeResult FailNoStreamAllowed(Stream& stream);
   // The connection died while the stream was open.
   ExchangeResult FailOnDeadConnection(Stream& stream, const char* during);
   // The whole response arrived: moves it out of the stream.
@@ -520,6 +528,18 @@ void Http2Connection::Impl::OnPeerSettings() {
   const uint32_t limit = cap == 0 ? peer : std::min(cap, peer);
   const int new_limit = static_cast<int>(std::min<uint32_t>(limit, INT_MAX));
   const bool first = !settings_received_.exchange(true);
+  if (peer == 0) {
+    // A connection that allows no streams takes no new exchanges, and the
+    // streams nghttp2 holds unsent fail now (not processed: the caller may
+    // move them to another connection) instead of at their deadlines.
+    for (auto& [id, stream] : streams_) {
+      if (!stream->headers_sent) {
+        stream->no_stream_allowed = true;
+        stream->Wake();
+      }
+    }
+    StopNewExchanges(CloseReason::kRefusedStream, kNoStreamsAllowed);
+  }
   if ((allocation_limit_.exchange(new_limit) != new_limit || first) &&
       owner_->observer() != nullptr) {
     owner_->observer()->OnAllocationLimitChanged(owner_->id());
@@ -878,11 +898,15 @@ ExchangeResult Http2Connection::Impl::FailClosedStream(Stream& stream) {
     return r;
   }
   if (stream.peer_reset && stream.peer_reset_code == NGHTTP2_REFUSED_STREAM) {
+    // A stream sent before the peer's SETTINGS said 0 is refused for that.
+    const bool none_allowed = settings_received_.load() &&
+                              peer_max_concurrent_streams_.load() == 0;
     ExchangeResult r = Fail(
         stream, absl::UnavailableError(absl::StrCat(
                     prefix,
-                    "the origin refused the stream (REFUSED_STREAM); it was "
-                    "not processed")));
+                    "the origin refused the stream (REFUSED_STREAM",
+                    none_allowed ? absl::StrCat("; ", kNoStreamsAllowed) : "",
+                    "); it was not processed")));
     r.not_processed = true;
     r.refused_stream = true;
     return r;
@@ -902,6 +926,16 @@ ExchangeResult Http2Connection::Impl::FailClosedStream(Stream& stream) {
                           prefix, "the stream closed (",
                           ErrorCodeName(stream.close_code),
                           ") before the response was complete")));
+}
+
+ExchangeResult Http2Connection::Impl::FailNoStreamAllowed(Stream& stream) {
+  ExchangeResult r = Fail(
+      stream, absl::UnavailableError(absl::StrCat(
+                  "connection to ", owner_->remote_address(),
+                  " cannot carry ", stream.request->url.Redacted(), ": ",
+                  kNoStreamsAllowed, "; the request was not sent")));
+  r.not_processed = true;
+  return r;
 }
 
 void Http2Connection::Impl::FinishStream(Stream& stream) {
@@ -1127,6 +1161,11 @@ asio::awaitable<void> Http2Connection::Impl::Exchange(
     }
     if (s.closed) {
       *out = done(FailClosedStream(s));
+      co_return;
+    }
+    if (s.no_stream_allowed && !s.headers_sent) {
+      // FinishStream cancels the HEADERS nghttp2 holds.
+      *out = done(FailNoStreamAllowed(s));
       co_return;
     }
     if (dead_) {

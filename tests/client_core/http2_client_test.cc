@@ -271,6 +271,28 @@ TEST_F(Http2ClientTest, PostResetThenRefusedIsSentOnce) {
   EXPECT_EQ(server.stats().requests, 1);
 }
 
+TEST_F(Http2ClientTest, OriginAllowingNoStreamsFailsCallsFast) {
+  // SETTINGS_MAX_CONCURRENT_STREAMS 0 from the start: every call fails
+  // fast with UNAVAILABLE, none waits for its 20 s deadline.
+  H2FaultServer server([](const H2Request&) { return H2Reply(); },
+                       H2FaultServerOptions{.max_concurrent_streams = 0});
+  auto client = Client(pki_->ca_file(), HttpProtocols::kHttp2);
+  const absl::Time start = absl::Now();
+  std::vector<absl::StatusOr<Response>> results =
+      CallConcurrently(*client, server.Url("/x"), 4);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+    EXPECT_THAT(std::string(r.status().message()),
+                ::testing::HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS 0"));
+  }
+  // A sequential call after them fails as fast.
+  const absl::Time again = absl::Now();
+  absl::StatusOr<Response> last = Call(*client, Get(server.Url("/y")));
+  EXPECT_EQ(last.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - again, absl::Seconds(5));
+}
+
 TEST_F(Http2ClientTest, BusyConnectionPastItsLifetimeTakesNoNewStreams) {
   H2FaultServer server([](const H2Request& request) {
     H2Reply reply;

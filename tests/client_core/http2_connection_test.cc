@@ -728,6 +728,49 @@ TEST_F(Http2ConnectionTest, ClientCapBoundsTheAllocationLimit) {
   EXPECT_EQ(connection->stream_counts().peer_max_concurrent_streams, 100u);
 }
 
+TEST_F(Http2ConnectionTest, SettingsAllowingNoStreamsFailHeldStreamsAtOnce) {
+  // The first request lowers the limit to 0 and is answered 300 ms later;
+  // the second, held by nghttp2 behind the first (limit 1), must fail at
+  // once as not processed instead of waiting for its deadline.
+  H2FaultServer server(
+      [](const H2Request& request) {
+        H2Reply reply = Ok(absl::StrCat("served ", request.index));
+        reply.max_concurrent_streams = 0;
+        reply.delay = absl::Milliseconds(300);
+        return reply;
+      },
+      H2FaultServerOptions{.max_concurrent_streams = 1});
+  auto connection = Connect(server.port());
+  ASSERT_TRUE(Ping(*connection, kWait).ok());
+  ASSERT_EQ(connection->allocation_limit(), 1);
+
+  const absl::Time start = absl::Now();
+  auto first = Start(*connection, MakeRequest("GET", server.Url("/1")));
+  auto held = Start(*connection, MakeRequest("POST", server.Url("/2"), "x"),
+                    absl::Seconds(30));
+  const ExchangeResult& refused = held->Wait();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(refused.response.status().message(),
+              HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS 0"));
+  EXPECT_TRUE(refused.not_processed);
+  EXPECT_FALSE(refused.request_written);
+
+  const ExchangeResult& served = first->Wait();
+  ASSERT_TRUE(served.response.ok()) << served.response.status();
+  EXPECT_EQ(served.response->body, "served 0");
+  EXPECT_THAT(observer_.reasons(), ElementsAre(CloseReason::kRefusedStream));
+  EXPECT_EQ(connection->allocation_limit(), 0);
+
+  // No new exchange is taken.
+  const ExchangeResult late =
+      Exchange(*connection, MakeRequest("GET", server.Url("/3")));
+  EXPECT_TRUE(late.not_processed);
+  EXPECT_THAT(late.response.status().message(),
+              HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS 0"));
+  EXPECT_EQ(server.stats().requests, 1);
+}
+
 TEST_F(Http2ConnectionTest, MisdirectedRequestIsAResponse) {
   H2FaultServer server([](const H2Request&) {
     H2Reply reply;
