@@ -16,6 +16,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -62,6 +63,32 @@ SteadyClock::time_point ToSteady(absl::Time deadline) {
 
 std::string ErrorCodeName(uint32_t code) {
   return absl::StrCat(nghttp2_http2_strerror(code));
+}
+
+// GOAWAY debug data for a message: at most 200 bytes, C-escaped (an
+// origin's may hold any bytes).
+std::string Printable(const uint8_t* data, size_t len) {
+  constexpr size_t kMax = 200;
+  std::string text = absl::CHexEscape(absl::string_view(
+      reinterpret_cast<const char*>(data), std::min(len, kMax)));
+  if (len > kMax) text += "...";
+  return text;
+}
+
+const char* FrameTypeName(uint8_t type) {
+  switch (type) {
+    case NGHTTP2_DATA: return "DATA";
+    case NGHTTP2_HEADERS: return "HEADERS";
+    case NGHTTP2_PRIORITY: return "PRIORITY";
+    case NGHTTP2_RST_STREAM: return "RST_STREAM";
+    case NGHTTP2_SETTINGS: return "SETTINGS";
+    case NGHTTP2_PUSH_PROMISE: return "PUSH_PROMISE";
+    case NGHTTP2_PING: return "PING";
+    case NGHTTP2_GOAWAY: return "GOAWAY";
+    case NGHTTP2_WINDOW_UPDATE: return "WINDOW_UPDATE";
+    case NGHTTP2_CONTINUATION: return "CONTINUATION";
+    default: return "unknown";
+  }
 }
 
 constexpr char kNoStreamsAllowed[] =
@@ -260,6 +287,9 @@ class Http2Connection::Impl {
                            uint32_t error_code, void* user_data);
   static int OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame,
                          void* user_data);
+  static int OnInvalidFrameRecv(nghttp2_session* session,
+                                const nghttp2_frame* frame, int lib_error_code,
+                                void* user_data);
   static int OnFrameNotSend(nghttp2_session* session,
                             const nghttp2_frame* frame, int lib_error_code,
                             void* user_data);
@@ -335,6 +365,16 @@ class Http2Connection::Impl {
   bool goaway_received_ = false;
   int32_t goaway_last_stream_id_ = 0;
   uint32_t goaway_error_code_ = NGHTTP2_NO_ERROR;
+  std::string goaway_debug_;  // the origin's GOAWAY debug data, Printable
+  // The GOAWAY nghttp2 sent when it ended the session (a protocol error by
+  // the origin): its code, and its debug data naming the fault.
+  bool goaway_sent_ = false;
+  uint32_t goaway_sent_code_ = NGHTTP2_NO_ERROR;
+  std::string goaway_sent_debug_;
+  // The last invalid frame nghttp2 reported (OnInvalidFrameRecv), e.g.
+  // "an invalid WINDOW_UPDATE frame (Flow control error)"; often the only
+  // account of the fault when the GOAWAY carries no debug data.
+  std::string last_invalid_frame_;
   int refused_streams_ = 0;
   uint64_t ping_sequence_ = 0;  // PINGs sent by Ping()
   uint64_t ping_acked_ = 0;     // the highest one acknowledged
@@ -374,6 +414,8 @@ void Http2Connection::Impl::Start() {
                                                        &OnFrameSend);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks,
                                                            &OnFrameNotSend);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+      callbacks, &OnInvalidFrameRecv);
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
   // We say when received DATA is consumed: at once for buffered responses,
@@ -433,7 +475,13 @@ asio::awaitable<void> Http2Connection::Impl::ReadLoop(
     const ssize_t used = nghttp2_session_mem_recv(session_, buffer.get(), n);
     if (used < 0) {
       MarkDead(CloseReason::kProtocolError,
-               absl::StrCat("HTTP/2 session failed: ", nghttp2_strerror(used)));
+               absl::StrCat(
+                   "HTTP/2 session failed: ", nghttp2_strerror(used),
+                   used == NGHTTP2_ERR_FLOODED
+                       ? " (the origin sent more frames needing an answer, "
+                         "such as PING, SETTINGS or RST_STREAM, than "
+                         "egressd would queue)"
+                       : ""));
       break;
     }
     ScheduleFlush();
@@ -492,7 +540,18 @@ void Http2Connection::Impl::CheckSessionOver() {
     MarkDead(CloseReason::kGoaway,
              absl::StrCat("the origin sent GOAWAY (",
                           ErrorCodeName(goaway_error_code_),
+                          goaway_debug_.empty() ? "" : ": ", goaway_debug_,
                           ") and every stream ended"));
+  } else if (goaway_sent_) {
+    std::string fault = last_invalid_frame_;
+    if (!goaway_sent_debug_.empty()) {
+      absl::StrAppend(&fault, fault.empty() ? "" : ": ", goaway_sent_debug_);
+    }
+    MarkDead(CloseReason::kProtocolError,
+             absl::StrCat("egressd ended the HTTP/2 session with GOAWAY (",
+                          ErrorCodeName(goaway_sent_code_),
+                          ") after a protocol error by the origin: ",
+                          fault.empty() ? "no detail from nghttp2" : fault));
   } else {
     MarkDead(CloseReason::kProtocolError,
              "egressd ended the HTTP/2 session after a protocol error by the "
@@ -550,12 +609,14 @@ void Http2Connection::Impl::OnGoaway(const nghttp2_goaway& goaway) {
   goaway_received_ = true;
   goaway_last_stream_id_ = goaway.last_stream_id;
   goaway_error_code_ = goaway.error_code;
+  goaway_debug_ = Printable(goaway.opaque_data, goaway.opaque_data_len);
   // Streams above last_stream_id are closed by nghttp2 right after this
   // callback (REFUSED_STREAM); they wake then.
   StopNewExchanges(
       CloseReason::kGoaway,
       absl::StrCat("the origin sent GOAWAY (", ErrorCodeName(goaway.error_code),
-                   ", last stream ", goaway.last_stream_id, ")"));
+                   ", last stream ", goaway.last_stream_id,
+                   goaway_debug_.empty() ? "" : ": ", goaway_debug_, ")"));
 }
 
 void Http2Connection::Impl::OnPingAck(const uint8_t* opaque) {
@@ -795,6 +856,15 @@ int Http2Connection::Impl::OnFrameSend(nghttp2_session*,
                                        const nghttp2_frame* frame,
                                        void* user_data) {
   Impl* impl = static_cast<Impl*>(user_data);
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    // We only send GOAWAY when nghttp2 ends the session over the origin's
+    // protocol error: its code and debug data say what the origin did.
+    impl->goaway_sent_ = true;
+    impl->goaway_sent_code_ = frame->goaway.error_code;
+    impl->goaway_sent_debug_ = Printable(
+        frame->goaway.opaque_data, frame->goaway.opaque_data_len);
+    return 0;
+  }
   Stream* stream = impl->Find(frame->hd.stream_id);
   if (stream == nullptr) return 0;
   switch (frame->hd.type) {
@@ -817,6 +887,20 @@ int Http2Connection::Impl::OnFrameSend(nghttp2_session*,
     default:
       break;
   }
+  return 0;
+}
+
+int Http2Connection::Impl::OnInvalidFrameRecv(nghttp2_session*,
+                                              const nghttp2_frame* frame,
+                                              int lib_error_code,
+                                              void* user_data) {
+  Impl* impl = static_cast<Impl*>(user_data);
+  impl->last_invalid_frame_ = absl::StrCat(
+      "an invalid ", FrameTypeName(frame->hd.type), " frame",
+      frame->hd.stream_id == 0
+          ? std::string()
+          : absl::StrCat(" on stream ", frame->hd.stream_id),
+      " (", nghttp2_strerror(lib_error_code), ")");
   return 0;
 }
 

@@ -914,6 +914,43 @@ TEST_F(Http2ConnectionTest, FirstResetOfAStreamWinsOverALaterRefusal) {
   EXPECT_THAT(observer_.reasons(), ::testing::IsEmpty());
 }
 
+TEST_F(Http2ConnectionTest, SessionEndedByAProtocolErrorNamesCodeAndFault) {
+  // Frames nghttp2 ends the session over; the failure names the GOAWAY's
+  // error code and what the origin did (its debug data).
+  struct Case {
+    std::string frame;
+    std::string code;
+    std::string fault;
+  };
+  const std::vector<Case> cases = {
+      {testing::H2Frame(NGHTTP2_WINDOW_UPDATE, 0, 0,
+                        std::string("\x7f\xff\xff\xff", 4)),
+       "FLOW_CONTROL_ERROR", "WINDOW_UPDATE"},
+      {testing::H2Frame(NGHTTP2_PUSH_PROMISE, NGHTTP2_FLAG_END_HEADERS, 1,
+                        std::string("\x00\x00\x00\x02\x82\x84\x86", 7)),
+       "PROTOCOL_ERROR", "PUSH_PROMISE"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.code);
+    H2FaultServer server([&](const H2Request&) {
+      H2Reply reply;
+      reply.no_reply = true;
+      reply.raw_after = c.frame;
+      return reply;
+    });
+    auto connection = Connect(server.port());
+    const ExchangeResult failed =
+        Exchange(*connection, MakeRequest("GET", server.Url("/x")));
+    EXPECT_EQ(failed.response.status().code(), absl::StatusCode::kUnavailable);
+    const std::string message(failed.response.status().message());
+    EXPECT_THAT(message,
+                HasSubstr(absl::StrCat("egressd ended the HTTP/2 session with "
+                                       "GOAWAY (", c.code, ")")));
+    EXPECT_THAT(message, HasSubstr(c.fault));
+    EXPECT_EQ(failed.close_reason, CloseReason::kProtocolError);
+  }
+}
+
 TEST_F(Http2ConnectionTest, DeadlineResetsTheStreamAndTheConnectionStays) {
   H2FaultServer server([](const H2Request& request) {
     H2Reply reply = Ok("late");

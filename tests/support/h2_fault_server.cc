@@ -30,6 +30,22 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 }  // namespace
 
+std::string H2Frame(uint8_t type, uint8_t flags, int32_t stream_id,
+                    const std::string& payload) {
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  const uint32_t id = static_cast<uint32_t>(stream_id) & 0x7fffffffu;
+  std::string frame = {static_cast<char>(length >> 16),
+                       static_cast<char>(length >> 8),
+                       static_cast<char>(length),
+                       static_cast<char>(type),
+                       static_cast<char>(flags),
+                       static_cast<char>(id >> 24),
+                       static_cast<char>(id >> 16),
+                       static_cast<char>(id >> 8),
+                       static_cast<char>(id)};
+  return frame + payload;
+}
+
 // The server's event loop: the acceptor and every connection. Everything in
 // it runs on the server's thread.
 class H2FaultServer::Loop {
@@ -298,6 +314,7 @@ class H2FaultServer::Connection
       held_.clear();
       for (auto& [id, held_reply] : held) Respond(id, held_reply);
     }
+    raw_after_ += reply.raw_after;
     if (reply.close_connection) {
       CloseNow();
       return;
@@ -306,7 +323,11 @@ class H2FaultServer::Connection
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id,
                                 *reply.reset_code);
       if (reply.second_reset_code) {
-        raw_after_ += RstStreamFrame(stream_id, *reply.second_reset_code);
+        const uint32_t code = *reply.second_reset_code;
+        raw_after_ += H2Frame(
+            NGHTTP2_RST_STREAM, 0, stream_id,
+            {static_cast<char>(code >> 24), static_cast<char>(code >> 16),
+             static_cast<char>(code >> 8), static_cast<char>(code)});
       }
     } else if (reply.no_reply) {
       // Nothing: the client gives up by itself.
@@ -327,18 +348,6 @@ class H2FaultServer::Connection
       Respond(stream_id, reply);
     }
     Flush();
-  }
-
-  // An RST_STREAM frame as bytes (RFC 9113 6.4).
-  static std::string RstStreamFrame(int32_t stream_id, uint32_t code) {
-    const uint32_t id = static_cast<uint32_t>(stream_id) & 0x7fffffffu;
-    const uint8_t frame[13] = {
-        0, 0, 4, NGHTTP2_RST_STREAM, 0,
-        static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16),
-        static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id),
-        static_cast<uint8_t>(code >> 24), static_cast<uint8_t>(code >> 16),
-        static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code)};
-    return std::string(reinterpret_cast<const char*>(frame), sizeof(frame));
   }
 
   void Respond(int32_t stream_id, const H2Reply& reply) {
@@ -412,7 +421,7 @@ class H2FaultServer::Connection
         if (n <= 0) break;
         batch.append(reinterpret_cast<const char*>(data), n);
       }
-      // Raw frames go after nghttp2's, in the same write.
+      // Raw frames (H2Reply::raw_after) go after nghttp2's, in one write.
       batch += raw_after_;
       raw_after_.clear();
       if (batch.empty()) break;
@@ -438,7 +447,7 @@ class H2FaultServer::Connection
   nghttp2_session* session_ = nullptr;
   bool writing_ = false;
   bool closed_ = false;
-  // Bytes to write after nghttp2's next output (see RstStreamFrame).
+  // Bytes to write after nghttp2's next output (H2Reply::raw_after).
   std::string raw_after_;
   int requests_ = 0;
   std::map<int32_t, H2Request> incoming_;

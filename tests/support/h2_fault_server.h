@@ -76,7 +76,14 @@ struct H2Reply {
   std::optional<uint32_t> max_concurrent_streams;
   // Close the TCP connection instead of responding.
   bool close_connection = false;
+  // Bytes written after this reply's frames, in the same write: frames
+  // nghttp2 would refuse to send (see H2Frame).
+  std::string raw_after;
 };
+
+// One HTTP/2 frame as bytes (RFC 9113 4.1), for H2Reply::raw_after.
+std::string H2Frame(uint8_t type, uint8_t flags, int32_t stream_id,
+                    const std::string& payload);
 
 struct H2FaultServerOptions {
   // SETTINGS_MAX_CONCURRENT_STREAMS in the server's first SETTINGS.
