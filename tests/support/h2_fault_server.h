@@ -1,5 +1,6 @@
 // H2FaultServer: an HTTP/2 server of our own on 127.0.0.1 (cleartext, prior
-// knowledge: h2c without Upgrade), for what real servers do not do on
+// knowledge: h2c without Upgrade; or TLS with ALPN h2 when
+// H2FaultServerOptions::tls is set), for what real servers do not do on
 // demand: GOAWAY mid-flight, REFUSED_STREAM and other stream resets, PINGs
 // left unanswered, SETTINGS that lower the stream limit, 421, a TCP close in
 // the middle of streams. Test use only.
@@ -85,11 +86,19 @@ struct H2Reply {
 std::string H2Frame(uint8_t type, uint8_t flags, int32_t stream_id,
                     const std::string& payload);
 
+// A certificate chain and key (PEM files) for TLS with ALPN h2.
+struct H2TlsFiles {
+  std::string chain_file;
+  std::string key_file;
+};
+
 struct H2FaultServerOptions {
   // SETTINGS_MAX_CONCURRENT_STREAMS in the server's first SETTINGS.
   uint32_t max_concurrent_streams = 100;
   // Whether PINGs are answered at first (see set_answer_pings).
   bool answer_pings = true;
+  // Serve TLS (ALPN selects h2) instead of cleartext h2c.
+  std::optional<H2TlsFiles> tls;
 };
 
 // What the server saw, over its whole life.
@@ -122,7 +131,7 @@ class H2FaultServer {
   H2FaultServer& operator=(const H2FaultServer&) = delete;
 
   int port() const { return port_; }
-  // "http://127.0.0.1:PORT" + path.
+  // "http://127.0.0.1:PORT" + path ("https://" with TLS).
   std::string Url(const std::string& path) const;
 
   // Stop (false) or resume (true) answering PINGs, from now on.
@@ -143,6 +152,7 @@ class H2FaultServer {
   H2ServerStats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> answer_pings_;
   int port_ = 0;
+  bool tls_ = false;
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
 };
