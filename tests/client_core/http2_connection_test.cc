@@ -744,10 +744,12 @@ TEST_F(Http2ConnectionTest, SettingsAllowingNoStreamsFailHeldStreamsAtOnce) {
   ASSERT_TRUE(Ping(*connection, kWait).ok());
   ASSERT_EQ(connection->allocation_limit(), 1);
 
+  // Exchanges keep a reference to their requests: named, not temporaries.
+  const Request one = MakeRequest("GET", server.Url("/1"));
+  const Request two = MakeRequest("POST", server.Url("/2"), "x");
   const absl::Time start = absl::Now();
-  auto first = Start(*connection, MakeRequest("GET", server.Url("/1")));
-  auto held = Start(*connection, MakeRequest("POST", server.Url("/2"), "x"),
-                    absl::Seconds(30));
+  auto first = Start(*connection, one);
+  auto held = Start(*connection, two, absl::Seconds(30));
   const ExchangeResult& refused = held->Wait();
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kUnavailable);
