@@ -189,10 +189,10 @@ struct Stream {
   bool request_written = false;  // ... and so did the frame ending the request
   absl::Time request_written_at = absl::InfinitePast();
   bool not_sent = false;         // nghttp2 dropped the HEADERS unsent
+  int not_sent_error = 0;
   // The peer's SETTINGS allow no streams while nghttp2 still holds this
   // stream's HEADERS: it would wait for its deadline.
   bool no_stream_allowed = false;
-  int not_sent_error = 0;
 
   // Response side.
   bool got_headers = false;
