@@ -148,14 +148,19 @@ int RunFetch(const EgressctlArgs& args) {
   std::string head;
   if (args.include_headers) {
     absl::StrAppend(&head, "HTTP ", response.status_code());
-    if (!response.reason().empty()) {
-      absl::StrAppend(&head, " ", response.reason());
-    }
+    // The origin's exact bytes, as curl -i prints them (common.proto).
+    const std::string& reason = response.reason_bytes().empty()
+                                    ? response.reason()
+                                    : response.reason_bytes();
+    if (!reason.empty()) absl::StrAppend(&head, " ", reason);
     absl::StrAppend(&head, "  (", response.protocol(), ", connection #",
                     response.connection().id(), ", ",
                     response.connection().reused() ? "reused" : "new", ")\n");
     for (const v1::Header& header : response.headers()) {
-      absl::StrAppend(&head, header.name(), ": ", header.value(), "\n");
+      absl::StrAppend(&head, header.name(), ": ",
+                      header.value_bytes().empty() ? header.value()
+                                                   : header.value_bytes(),
+                      "\n");
     }
     absl::StrAppend(&head, "\n");
   }

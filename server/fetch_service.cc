@@ -230,9 +230,7 @@ class FetchService::StreamRpc : public FetchService::Tag {
     } else {
       final_status_ = grpc::Status::OK;
       for (HeaderField& h : result->trailers) {
-        v1::Header* out = final_message_.add_trailers();
-        out->set_name(std::move(h.name));
-        out->set_value(std::move(h.value));
+        AddHeader(std::move(h), final_message_.mutable_trailers());
       }
       ToTiming(result->timing, final_message_.mutable_timing());
       has_final_message_ = true;

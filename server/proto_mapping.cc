@@ -30,7 +30,75 @@ void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
 }
 
+// Each byte as the code point of the same number, in UTF-8.
+std::string Latin1ToUtf8(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char ch : bytes) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x80) {
+      out += ch;
+    } else {
+      out += static_cast<char>(0xc0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3f));
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+bool IsValidUtf8(std::string_view bytes) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto* end = p + bytes.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int n;           // continuation bytes
+    uint32_t min;    // smallest code point of this length (no overlongs)
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1, min = 0x80, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, min = 0x800, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, min = 0x10000, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p <= n) return false;
+    for (int i = 1; i <= n; ++i) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    p += n + 1;
+  }
+  return true;
+}
+
+void SetOriginText(std::string raw, std::string* text, std::string* exact) {
+  if (IsValidUtf8(raw)) {
+    *text = std::move(raw);
+    exact->clear();
+    return;
+  }
+  *text = Latin1ToUtf8(raw);
+  *exact = std::move(raw);
+}
+
+void AddHeader(HeaderField&& field,
+               google::protobuf::RepeatedPtrField<v1::Header>* out) {
+  v1::Header* header = out->Add();
+  header->set_name(std::move(field.name));
+  SetOriginText(std::move(field.value), header->mutable_value(),
+                header->mutable_value_bytes());
+}
 
 absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
                                   absl::Time now, absl::Time rpc_deadline,
@@ -51,7 +119,9 @@ absl::StatusOr<Request> ToRequest(const v1::FetchRequest& proto,
   request.url = *std::move(url);
   request.headers.reserve(proto.headers_size());
   for (const v1::Header& h : proto.headers()) {
-    request.headers.push_back({h.name(), h.value()});
+    // value_bytes carries what a `string` cannot (common.proto).
+    request.headers.push_back(
+        {h.name(), h.value_bytes().empty() ? h.value() : h.value_bytes()});
   }
   request.body = proto.body();
 
@@ -123,11 +193,10 @@ void ToTiming(const CallTiming& t, v1::Timing* timing) {
 void ToResponseHead(const Response& response, uint64_t call_id,
                     v1::ResponseHead* proto) {
   proto->set_status_code(response.status_code);
-  proto->set_reason(response.reason);
+  SetOriginText(response.reason, proto->mutable_reason(),
+                proto->mutable_reason_bytes());
   for (const HeaderField& h : response.headers) {
-    v1::Header* out = proto->add_headers();
-    out->set_name(h.name);
-    out->set_value(h.value);
+    AddHeader(HeaderField(h), proto->mutable_headers());
   }
   proto->set_protocol(response.protocol);
   v1::ConnectionInfo* connection = proto->mutable_connection();
@@ -158,11 +227,10 @@ void ToLeakReport(const LeakReport& leak, v1::LeakReport* proto) {
 
 void ToFetchResponse(Response&& response, v1::FetchResponse* proto) {
   proto->set_status_code(response.status_code);
-  proto->set_reason(std::move(response.reason));
+  SetOriginText(std::move(response.reason), proto->mutable_reason(),
+                proto->mutable_reason_bytes());
   for (HeaderField& h : response.headers) {
-    v1::Header* out = proto->add_headers();
-    out->set_name(std::move(h.name));
-    out->set_value(std::move(h.value));
+    AddHeader(std::move(h), proto->mutable_headers());
   }
   proto->set_body(std::move(response.body));
   proto->set_protocol(std::move(response.protocol));
@@ -171,9 +239,7 @@ void ToFetchResponse(Response&& response, v1::FetchResponse* proto) {
   connection->set_reused(response.connection.reused);
   connection->set_remote_address(std::move(response.connection.remote_address));
   for (HeaderField& h : response.trailers) {
-    v1::Header* out = proto->add_trailers();
-    out->set_name(std::move(h.name));
-    out->set_value(std::move(h.value));
+    AddHeader(std::move(h), proto->mutable_trailers());
   }
   ToTiming(response.timing, proto->mutable_timing());
   for (RedirectHop& hop : response.redirects) {

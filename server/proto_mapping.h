@@ -3,6 +3,9 @@
 #ifndef EGRESS_SERVER_PROTO_MAPPING_H_
 #define EGRESS_SERVER_PROTO_MAPPING_H_
 
+#include <string>
+#include <string_view>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -39,6 +42,20 @@ void ToLeakReport(const LeakReport& leak, v1::LeakReport* proto);
 
 // Fills `proto` from `response` (moves the body).
 void ToFetchResponse(Response&& response, v1::FetchResponse* proto);
+
+// Sets a proto3 `string` field and its `bytes` companion from bytes an
+// origin sent (a header value, a reason phrase): valid UTF-8 goes to `text`
+// alone (`exact` cleared); anything else to `exact` as it is and to `text`
+// read as ISO-8859-1 (common.proto's Header says why).
+void SetOriginText(std::string raw, std::string* text, std::string* exact);
+
+// Appends `field` to `out` (moved), its value set by SetOriginText.
+void AddHeader(HeaderField&& field,
+               google::protobuf::RepeatedPtrField<v1::Header>* out);
+
+// Whether `bytes` is UTF-8 as protobuf's `string` fields require (RFC 3629:
+// no overlong forms, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view bytes);
 
 // The same code and message as a grpc::Status (absl and gRPC share codes).
 grpc::Status ToGrpcStatus(const absl::Status& status);

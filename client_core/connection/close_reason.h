@@ -43,7 +43,8 @@ enum class CloseReason {
   kShutdown,
   // HTTP/2: the peer sent GOAWAY; closed when its last stream ended.
   kGoaway,
-  // HTTP/2: the peer refused two streams (REFUSED_STREAM) on it.
+  // HTTP/2: the peer refused two streams (REFUSED_STREAM) on it, or allows
+  // none (SETTINGS_MAX_CONCURRENT_STREAMS 0).
   kRefusedStream,
   // HTTP/2: the peer did not answer a PING in time.
   kPingTimeout,

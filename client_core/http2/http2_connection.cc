@@ -16,6 +16,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -63,6 +64,35 @@ SteadyClock::time_point ToSteady(absl::Time deadline) {
 std::string ErrorCodeName(uint32_t code) {
   return absl::StrCat(nghttp2_http2_strerror(code));
 }
+
+// GOAWAY debug data for a message: at most 200 bytes, C-escaped (an
+// origin's may hold any bytes).
+std::string Printable(const uint8_t* data, size_t len) {
+  constexpr size_t kMax = 200;
+  std::string text = absl::CHexEscape(absl::string_view(
+      reinterpret_cast<const char*>(data), std::min(len, kMax)));
+  if (len > kMax) text += "...";
+  return text;
+}
+
+const char* FrameTypeName(uint8_t type) {
+  switch (type) {
+    case NGHTTP2_DATA: return "DATA";
+    case NGHTTP2_HEADERS: return "HEADERS";
+    case NGHTTP2_PRIORITY: return "PRIORITY";
+    case NGHTTP2_RST_STREAM: return "RST_STREAM";
+    case NGHTTP2_SETTINGS: return "SETTINGS";
+    case NGHTTP2_PUSH_PROMISE: return "PUSH_PROMISE";
+    case NGHTTP2_PING: return "PING";
+    case NGHTTP2_GOAWAY: return "GOAWAY";
+    case NGHTTP2_WINDOW_UPDATE: return "WINDOW_UPDATE";
+    case NGHTTP2_CONTINUATION: return "CONTINUATION";
+    default: return "unknown";
+  }
+}
+
+constexpr char kNoStreamsAllowed[] =
+    "the origin allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)";
 
 // Header fields HTTP/2 forbids in a request (RFC 9113 8.2.2): connection
 // management belongs to the connection, not to the message. "te" is allowed
@@ -160,6 +190,9 @@ struct Stream {
   absl::Time request_written_at = absl::InfinitePast();
   bool not_sent = false;         // nghttp2 dropped the HEADERS unsent
   int not_sent_error = 0;
+  // The peer's SETTINGS allow no streams while nghttp2 still holds this
+  // stream's HEADERS: it would wait for its deadline.
+  bool no_stream_allowed = false;
 
   // Response side.
   bool got_headers = false;
@@ -254,6 +287,9 @@ class Http2Connection::Impl {
                            uint32_t error_code, void* user_data);
   static int OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame,
                          void* user_data);
+  static int OnInvalidFrameRecv(nghttp2_session* session,
+                                const nghttp2_frame* frame, int lib_error_code,
+                                void* user_data);
   static int OnFrameNotSend(nghttp2_session* session,
                             const nghttp2_frame* frame, int lib_error_code,
                             void* user_data);
@@ -305,6 +341,8 @@ class Http2Connection::Impl {
   ExchangeResult StreamNotStarted(const Request& request, int32_t error);
   ExchangeResult Fail(Stream& stream, absl::Status status);
   ExchangeResult FailClosedStream(Stream& stream);
+  // The peer's SETTINGS allow no streams and this one was never sent.
+  ExchangeResult FailNoStreamAllowed(Stream& stream);
   // The connection died while the stream was open.
   ExchangeResult FailOnDeadConnection(Stream& stream, const char* during);
   // The whole response arrived: moves it out of the stream.
@@ -327,6 +365,16 @@ class Http2Connection::Impl {
   bool goaway_received_ = false;
   int32_t goaway_last_stream_id_ = 0;
   uint32_t goaway_error_code_ = NGHTTP2_NO_ERROR;
+  std::string goaway_debug_;  // the origin's GOAWAY debug data, Printable
+  // The GOAWAY nghttp2 sent when it ended the session (a protocol error by
+  // the origin): its code, and its debug data naming the fault.
+  bool goaway_sent_ = false;
+  uint32_t goaway_sent_code_ = NGHTTP2_NO_ERROR;
+  std::string goaway_sent_debug_;
+  // The last invalid frame nghttp2 reported (OnInvalidFrameRecv), e.g.
+  // "an invalid WINDOW_UPDATE frame (Flow control error)"; often the only
+  // account of the fault when the GOAWAY carries no debug data.
+  std::string last_invalid_frame_;
   int refused_streams_ = 0;
   uint64_t ping_sequence_ = 0;  // PINGs sent by Ping()
   uint64_t ping_acked_ = 0;     // the highest one acknowledged
@@ -366,6 +414,8 @@ void Http2Connection::Impl::Start() {
                                                        &OnFrameSend);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks,
                                                            &OnFrameNotSend);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+      callbacks, &OnInvalidFrameRecv);
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
   // We say when received DATA is consumed: at once for buffered responses,
@@ -425,7 +475,13 @@ asio::awaitable<void> Http2Connection::Impl::ReadLoop(
     const ssize_t used = nghttp2_session_mem_recv(session_, buffer.get(), n);
     if (used < 0) {
       MarkDead(CloseReason::kProtocolError,
-               absl::StrCat("HTTP/2 session failed: ", nghttp2_strerror(used)));
+               absl::StrCat(
+                   "HTTP/2 session failed: ", nghttp2_strerror(used),
+                   used == NGHTTP2_ERR_FLOODED
+                       ? " (the origin sent more frames needing an answer, "
+                         "such as PING, SETTINGS or RST_STREAM, than "
+                         "egressd would queue)"
+                       : ""));
       break;
     }
     ScheduleFlush();
@@ -484,7 +540,18 @@ void Http2Connection::Impl::CheckSessionOver() {
     MarkDead(CloseReason::kGoaway,
              absl::StrCat("the origin sent GOAWAY (",
                           ErrorCodeName(goaway_error_code_),
+                          goaway_debug_.empty() ? "" : ": ", goaway_debug_,
                           ") and every stream ended"));
+  } else if (goaway_sent_) {
+    std::string fault = last_invalid_frame_;
+    if (!goaway_sent_debug_.empty()) {
+      absl::StrAppend(&fault, fault.empty() ? "" : ": ", goaway_sent_debug_);
+    }
+    MarkDead(CloseReason::kProtocolError,
+             absl::StrCat("egressd ended the HTTP/2 session with GOAWAY (",
+                          ErrorCodeName(goaway_sent_code_),
+                          ") after a protocol error by the origin: ",
+                          fault.empty() ? "no detail from nghttp2" : fault));
   } else {
     MarkDead(CloseReason::kProtocolError,
              "egressd ended the HTTP/2 session after a protocol error by the "
@@ -520,6 +587,18 @@ void Http2Connection::Impl::OnPeerSettings() {
   const uint32_t limit = cap == 0 ? peer : std::min(cap, peer);
   const int new_limit = static_cast<int>(std::min<uint32_t>(limit, INT_MAX));
   const bool first = !settings_received_.exchange(true);
+  if (peer == 0) {
+    // A connection that allows no streams takes no new exchanges, and the
+    // streams nghttp2 holds unsent fail now (not processed: the caller may
+    // move them to another connection) instead of at their deadlines.
+    for (auto& [id, stream] : streams_) {
+      if (!stream->headers_sent) {
+        stream->no_stream_allowed = true;
+        stream->Wake();
+      }
+    }
+    StopNewExchanges(CloseReason::kRefusedStream, kNoStreamsAllowed);
+  }
   if ((allocation_limit_.exchange(new_limit) != new_limit || first) &&
       owner_->observer() != nullptr) {
     owner_->observer()->OnAllocationLimitChanged(owner_->id());
@@ -530,12 +609,14 @@ void Http2Connection::Impl::OnGoaway(const nghttp2_goaway& goaway) {
   goaway_received_ = true;
   goaway_last_stream_id_ = goaway.last_stream_id;
   goaway_error_code_ = goaway.error_code;
+  goaway_debug_ = Printable(goaway.opaque_data, goaway.opaque_data_len);
   // Streams above last_stream_id are closed by nghttp2 right after this
   // callback (REFUSED_STREAM); they wake then.
   StopNewExchanges(
       CloseReason::kGoaway,
       absl::StrCat("the origin sent GOAWAY (", ErrorCodeName(goaway.error_code),
-                   ", last stream ", goaway.last_stream_id, ")"));
+                   ", last stream ", goaway.last_stream_id,
+                   goaway_debug_.empty() ? "" : ": ", goaway_debug_, ")"));
 }
 
 void Http2Connection::Impl::OnPingAck(const uint8_t* opaque) {
@@ -703,9 +784,13 @@ int Http2Connection::Impl::OnFrameRecv(nghttp2_session*,
       }
       break;
     case NGHTTP2_RST_STREAM: {
-      // nghttp2 closes the stream right after this callback.
+      // nghttp2 closes the stream right after this callback. Only the
+      // first reset of an open stream counts: a REFUSED_STREAM that follows
+      // an INTERNAL_ERROR (or a whole response) for a stream already closed
+      // does not prove the request unprocessed, and must not make a POST
+      // look safe to send again.
       Stream* stream = impl->Find(frame->hd.stream_id);
-      if (stream == nullptr) break;
+      if (stream == nullptr || stream->closed || stream->peer_reset) break;
       stream->peer_reset = true;
       stream->peer_reset_code = frame->rst_stream.error_code;
       break;
@@ -751,7 +836,8 @@ int Http2Connection::Impl::OnStreamClose(nghttp2_session*, int32_t stream_id,
                                          void* user_data) {
   Impl* impl = static_cast<Impl*>(user_data);
   Stream* stream = impl->Find(stream_id);
-  if (stream == nullptr) return 0;
+  // The first close decides how the stream ended.
+  if (stream == nullptr || stream->closed) return 0;
   stream->closed = true;
   stream->close_code = error_code;
   // Only a REFUSED_STREAM the origin sent counts: nghttp2 also uses the code
@@ -770,6 +856,15 @@ int Http2Connection::Impl::OnFrameSend(nghttp2_session*,
                                        const nghttp2_frame* frame,
                                        void* user_data) {
   Impl* impl = static_cast<Impl*>(user_data);
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    // We only send GOAWAY when nghttp2 ends the session over the origin's
+    // protocol error: its code and debug data say what the origin did.
+    impl->goaway_sent_ = true;
+    impl->goaway_sent_code_ = frame->goaway.error_code;
+    impl->goaway_sent_debug_ = Printable(
+        frame->goaway.opaque_data, frame->goaway.opaque_data_len);
+    return 0;
+  }
   Stream* stream = impl->Find(frame->hd.stream_id);
   if (stream == nullptr) return 0;
   switch (frame->hd.type) {
@@ -792,6 +887,20 @@ int Http2Connection::Impl::OnFrameSend(nghttp2_session*,
     default:
       break;
   }
+  return 0;
+}
+
+int Http2Connection::Impl::OnInvalidFrameRecv(nghttp2_session*,
+                                              const nghttp2_frame* frame,
+                                              int lib_error_code,
+                                              void* user_data) {
+  Impl* impl = static_cast<Impl*>(user_data);
+  impl->last_invalid_frame_ = absl::StrCat(
+      "an invalid ", FrameTypeName(frame->hd.type), " frame",
+      frame->hd.stream_id == 0
+          ? std::string()
+          : absl::StrCat(" on stream ", frame->hd.stream_id),
+      " (", nghttp2_strerror(lib_error_code), ")");
   return 0;
 }
 
@@ -873,11 +982,15 @@ ExchangeResult Http2Connection::Impl::FailClosedStream(Stream& stream) {
     return r;
   }
   if (stream.peer_reset && stream.peer_reset_code == NGHTTP2_REFUSED_STREAM) {
+    // A stream sent before the peer's SETTINGS said 0 is refused for that.
+    const bool none_allowed = settings_received_.load() &&
+                              peer_max_concurrent_streams_.load() == 0;
     ExchangeResult r = Fail(
         stream, absl::UnavailableError(absl::StrCat(
                     prefix,
-                    "the origin refused the stream (REFUSED_STREAM); it was "
-                    "not processed")));
+                    "the origin refused the stream (REFUSED_STREAM",
+                    none_allowed ? absl::StrCat("; ", kNoStreamsAllowed) : "",
+                    "); it was not processed")));
     r.not_processed = true;
     r.refused_stream = true;
     return r;
@@ -897,6 +1010,16 @@ ExchangeResult Http2Connection::Impl::FailClosedStream(Stream& stream) {
                           prefix, "the stream closed (",
                           ErrorCodeName(stream.close_code),
                           ") before the response was complete")));
+}
+
+ExchangeResult Http2Connection::Impl::FailNoStreamAllowed(Stream& stream) {
+  ExchangeResult r = Fail(
+      stream, absl::UnavailableError(absl::StrCat(
+                  "connection to ", owner_->remote_address(),
+                  " cannot carry ", stream.request->url.Redacted(), ": ",
+                  kNoStreamsAllowed, "; the request was not sent")));
+  r.not_processed = true;
+  return r;
 }
 
 void Http2Connection::Impl::FinishStream(Stream& stream) {
@@ -1122,6 +1245,11 @@ asio::awaitable<void> Http2Connection::Impl::Exchange(
     }
     if (s.closed) {
       *out = done(FailClosedStream(s));
+      co_return;
+    }
+    if (s.no_stream_allowed && !s.headers_sent) {
+      // FinishStream cancels the HEADERS nghttp2 holds.
+      *out = done(FailNoStreamAllowed(s));
       co_return;
     }
     if (dead_) {

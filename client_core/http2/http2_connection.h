@@ -11,7 +11,10 @@
 // SETTINGS_MAX_CONCURRENT_STREAMS), updated live when the peer's SETTINGS
 // change (the observer is told); before the peer's first SETTINGS, 1
 // (allocation_limit_known() false), so that the pool does not pile streams
-// onto a connection on a guess.
+// onto a connection on a guess. A peer allowing no streams
+// (SETTINGS_MAX_CONCURRENT_STREAMS 0) stops new exchanges (observer:
+// kRefusedStream), and the streams nghttp2 holds unsent fail at once with
+// not_processed, never at their deadlines.
 //
 // Failures:
 //   - GOAWAY: no new exchanges (observer: kGoaway); streams above its
@@ -19,7 +22,9 @@
 //     elsewhere); the others finish.
 //   - REFUSED_STREAM: the exchange fails with not_processed and
 //     refused_stream; the second one on this connection stops its new
-//     exchanges (observer: kRefusedStream).
+//     exchanges (observer: kRefusedStream). Only a stream's first reset
+//     counts: a REFUSED_STREAM after another reset, or after the stream
+//     closed, changes nothing (the request may have been processed).
 //   - Another stream reset: the exchange fails (kUnavailable naming the
 //     error code); the connection stays.
 //   - PING keep-alive (Http2Options): no PONG within ping_timeout → dead:

@@ -1041,6 +1041,8 @@ absl::Status ConfigParser::ParseLogging(const Field& f, LoggingConfig* out) {
 }
 
 std::optional<FieldProblem> Validate(const EgressdConfig& config);
+// protocol h2c only where no proxy can be chosen.
+std::optional<FieldProblem> CheckH2cDirect(const EgressdConfig& config);
 
 absl::StatusOr<EgressdConfig> ConfigParser::Parse(absl::string_view text) {
   std::vector<YAML::Node> documents;
@@ -1417,6 +1419,62 @@ std::optional<FieldProblem> Validate(const EgressdConfig& config) {
         "proxy.use_env_proxy",
         "cannot be combined with proxy.default_via: both decide the proxy of "
         "destinations no rule matches; keep one"};
+  }
+  return CheckH2cDirect(config);
+}
+
+std::optional<FieldProblem> CheckH2cDirect(const EgressdConfig& config) {
+  // h2c (prior knowledge) needs a TCP connection to the origin itself: an
+  // HTTP proxy carries http:// requests as HTTP/1.1, so egressd would speak
+  // HTTP/1.1 instead, silently. Refused here rather than ignored.
+  const ProxyConfig& proxy = config.proxy;
+  const auto uses_proxy = [](const std::vector<std::string>& via) {
+    return std::any_of(via.begin(), via.end(),
+                       [](const std::string& v) { return v != kDirect; });
+  };
+  // Some host `match` covers (all hosts when null) may go through a proxy:
+  // the name of the setting that sends it there, or "".
+  const auto proxied = [&](const HostMatch* match) -> std::string {
+    const auto overlaps = [&](const HostMatch& other) {
+      return match == nullptr || match->ShadowedBy(other) ||
+             other.ShadowedBy(*match);
+    };
+    const auto covered = [&](const HostMatch& other) {
+      return match != nullptr && match->ShadowedBy(other);
+    };
+    for (const HostMatch& m : proxy.no_proxy) {
+      if (covered(m)) return "";
+    }
+    for (size_t i = 0; i < proxy.rules.size(); ++i) {
+      const ProxyRule& rule = proxy.rules[i];
+      if (!overlaps(rule.match)) continue;
+      if (uses_proxy(rule.via)) return absl::StrCat("proxy.rules[", i, "]");
+      if (covered(rule.match)) return "";  // every such host goes direct
+    }
+    if (uses_proxy(proxy.default_via)) return "proxy.default_via";
+    if (proxy.use_env_proxy) return "proxy.use_env_proxy";
+    return "";
+  };
+  const auto problem = [](std::string path, const std::string& via) {
+    return FieldProblem{
+        std::move(path),
+        absl::StrCat("protocol h2c needs a direct connection, but ", via,
+                     " may send these destinations through a proxy (which "
+                     "would carry them as HTTP/1.1); route them direct "
+                     "(no_proxy, or a rule with via: [direct] first) or use "
+                     "another protocol")};
+  };
+  for (size_t i = 0; i < config.tls.destinations.size(); ++i) {
+    const TlsDestination& d = config.tls.destinations[i];
+    if (d.settings.protocol != HttpProtocol::kH2c) continue;
+    if (std::string via = proxied(&d.match); !via.empty()) {
+      return problem(absl::StrCat("tls.destinations[", i, "].protocol"), via);
+    }
+  }
+  if (config.tls.default_settings.protocol == HttpProtocol::kH2c) {
+    if (std::string via = proxied(nullptr); !via.empty()) {
+      return problem("tls.default.protocol", via);
+    }
   }
   return std::nullopt;
 }

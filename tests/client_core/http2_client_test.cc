@@ -3,6 +3,8 @@
 // host names onto one connection when the certificate covers both. Asserts
 // which connection served each call and how many connections the pool
 // opened. Runs under TSan too (no gRPC here).
+#include <nghttp2/nghttp2.h>
+
 #include <memory>
 #include <set>
 #include <string>
@@ -247,6 +249,48 @@ TEST_F(Http2ClientTest, StreamsAboveGoawayAreRetriedOnANewConnection) {
   const PoolSnapshot snapshot = client->pool().Snapshot();
   EXPECT_EQ(snapshot.connections_opened, 2u);
   EXPECT_EQ(Closed(snapshot, CloseReason::kGoaway), 1u);
+}
+
+TEST_F(Http2ClientTest, PostResetThenRefusedIsSentOnce) {
+  // The origin resets the POST (INTERNAL_ERROR) and then "refuses" it in
+  // the same write: it may have processed it, so it is not sent again.
+  H2FaultServer server([](const H2Request&) {
+    H2Reply reply;
+    reply.reset_code = NGHTTP2_INTERNAL_ERROR;
+    reply.second_reset_code = NGHTTP2_REFUSED_STREAM;
+    return reply;
+  });
+  auto client = Client(pki_->ca_file(), HttpProtocols::kHttp2);
+  Request post = Get(server.Url("/pay"));
+  post.method = "POST";
+  post.body = "one payment";
+  absl::StatusOr<Response> result = Call(*client, std::move(post));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(result.status().message()),
+              ::testing::HasSubstr("INTERNAL_ERROR"));
+  EXPECT_EQ(server.stats().requests, 1);
+}
+
+TEST_F(Http2ClientTest, OriginAllowingNoStreamsFailsCallsFast) {
+  // SETTINGS_MAX_CONCURRENT_STREAMS 0 from the start: every call fails
+  // fast with UNAVAILABLE, none waits for its 20 s deadline.
+  H2FaultServer server([](const H2Request&) { return H2Reply(); },
+                       H2FaultServerOptions{.max_concurrent_streams = 0});
+  auto client = Client(pki_->ca_file(), HttpProtocols::kHttp2);
+  const absl::Time start = absl::Now();
+  std::vector<absl::StatusOr<Response>> results =
+      CallConcurrently(*client, server.Url("/x"), 4);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+    EXPECT_THAT(std::string(r.status().message()),
+                ::testing::HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS 0"));
+  }
+  // A sequential call after them fails as fast.
+  const absl::Time again = absl::Now();
+  absl::StatusOr<Response> last = Call(*client, Get(server.Url("/y")));
+  EXPECT_EQ(last.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - again, absl::Seconds(5));
 }
 
 TEST_F(Http2ClientTest, BusyConnectionPastItsLifetimeTakesNoNewStreams) {

@@ -728,6 +728,51 @@ TEST_F(Http2ConnectionTest, ClientCapBoundsTheAllocationLimit) {
   EXPECT_EQ(connection->stream_counts().peer_max_concurrent_streams, 100u);
 }
 
+TEST_F(Http2ConnectionTest, SettingsAllowingNoStreamsFailHeldStreamsAtOnce) {
+  // The first request lowers the limit to 0 and is answered 300 ms later;
+  // the second, held by nghttp2 behind the first (limit 1), must fail at
+  // once as not processed instead of waiting for its deadline.
+  H2FaultServer server(
+      [](const H2Request& request) {
+        H2Reply reply = Ok(absl::StrCat("served ", request.index));
+        reply.max_concurrent_streams = 0;
+        reply.delay = absl::Milliseconds(300);
+        return reply;
+      },
+      H2FaultServerOptions{.max_concurrent_streams = 1});
+  auto connection = Connect(server.port());
+  ASSERT_TRUE(Ping(*connection, kWait).ok());
+  ASSERT_EQ(connection->allocation_limit(), 1);
+
+  // Exchanges keep a reference to their requests: named, not temporaries.
+  const Request one = MakeRequest("GET", server.Url("/1"));
+  const Request two = MakeRequest("POST", server.Url("/2"), "x");
+  const absl::Time start = absl::Now();
+  auto first = Start(*connection, one);
+  auto held = Start(*connection, two, absl::Seconds(30));
+  const ExchangeResult& refused = held->Wait();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(refused.response.status().message(),
+              HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS 0"));
+  EXPECT_TRUE(refused.not_processed);
+  EXPECT_FALSE(refused.request_written);
+
+  const ExchangeResult& served = first->Wait();
+  ASSERT_TRUE(served.response.ok()) << served.response.status();
+  EXPECT_EQ(served.response->body, "served 0");
+  EXPECT_THAT(observer_.reasons(), ElementsAre(CloseReason::kRefusedStream));
+  EXPECT_EQ(connection->allocation_limit(), 0);
+
+  // No new exchange is taken.
+  const ExchangeResult late =
+      Exchange(*connection, MakeRequest("GET", server.Url("/3")));
+  EXPECT_TRUE(late.not_processed);
+  EXPECT_THAT(late.response.status().message(),
+              HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS 0"));
+  EXPECT_EQ(server.stats().requests, 1);
+}
+
 TEST_F(Http2ConnectionTest, MisdirectedRequestIsAResponse) {
   H2FaultServer server([](const H2Request&) {
     H2Reply reply;
@@ -841,6 +886,71 @@ TEST_F(Http2ConnectionTest, OtherStreamResetIsUnavailableNamingTheCode) {
       Exchange(*connection, MakeRequest("GET", server.Url("/y")));
   ASSERT_TRUE(next.response.ok()) << next.response.status();
   EXPECT_THAT(observer_.reasons(), ::testing::IsEmpty());
+}
+
+TEST_F(Http2ConnectionTest, FirstResetOfAStreamWinsOverALaterRefusal) {
+  // RST_STREAM(INTERNAL_ERROR) then RST_STREAM(REFUSED_STREAM), one write:
+  // the origin may have processed the POST; the late "refusal" of a stream
+  // already closed must not make it look unprocessed (a replayed payment).
+  H2FaultServer server([](const H2Request& request) {
+    H2Reply reply = Ok("ok");
+    if (request.index_on_connection == 0) {
+      reply.reset_code = NGHTTP2_INTERNAL_ERROR;
+      reply.second_reset_code = NGHTTP2_REFUSED_STREAM;
+    }
+    return reply;
+  });
+  auto connection = Connect(server.port());
+  const ExchangeResult reset =
+      Exchange(*connection, MakeRequest("POST", server.Url("/pay"), "42"));
+  EXPECT_EQ(reset.response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(reset.response.status().message(),
+              HasSubstr("the origin reset the stream (INTERNAL_ERROR)"));
+  EXPECT_FALSE(reset.not_processed);
+  EXPECT_FALSE(reset.refused_stream);
+
+  // The late REFUSED_STREAM counted as no refusal either.
+  const ExchangeResult next =
+      Exchange(*connection, MakeRequest("GET", server.Url("/y")));
+  ASSERT_TRUE(next.response.ok()) << next.response.status();
+  EXPECT_THAT(observer_.reasons(), ::testing::IsEmpty());
+}
+
+TEST_F(Http2ConnectionTest, SessionEndedByAProtocolErrorNamesCodeAndFault) {
+  // Frames nghttp2 ends the session over; the failure names the GOAWAY's
+  // error code and what the origin did (its debug data).
+  struct Case {
+    std::string frame;
+    std::string code;
+    std::string fault;
+  };
+  const std::vector<Case> cases = {
+      {testing::H2Frame(NGHTTP2_WINDOW_UPDATE, 0, 0,
+                        std::string("\x7f\xff\xff\xff", 4)),
+       "FLOW_CONTROL_ERROR", "WINDOW_UPDATE"},
+      {testing::H2Frame(NGHTTP2_PUSH_PROMISE, NGHTTP2_FLAG_END_HEADERS, 1,
+                        std::string("\x00\x00\x00\x02\x82\x84\x86", 7)),
+       "PROTOCOL_ERROR", "PUSH_PROMISE"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.code);
+    H2FaultServer server([&](const H2Request&) {
+      H2Reply reply;
+      reply.no_reply = true;
+      reply.raw_after = c.frame;
+      return reply;
+    });
+    auto connection = Connect(server.port());
+    const ExchangeResult failed =
+        Exchange(*connection, MakeRequest("GET", server.Url("/x")));
+    EXPECT_EQ(failed.response.status().code(), absl::StatusCode::kUnavailable);
+    const std::string message(failed.response.status().message());
+    EXPECT_THAT(message,
+                HasSubstr(absl::StrCat("egressd ended the HTTP/2 session with "
+                                       "GOAWAY (", c.code, ")")));
+    EXPECT_THAT(message, HasSubstr(c.fault));
+    EXPECT_EQ(failed.close_reason, CloseReason::kProtocolError);
+  }
 }
 
 TEST_F(Http2ConnectionTest, DeadlineResetsTheStreamAndTheConnectionStays) {

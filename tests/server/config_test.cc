@@ -564,6 +564,43 @@ TEST(ConfigErrorsTest, Proxies) {
               {"proxy.no_proxy[0]", "wildcard"});
 }
 
+TEST(ConfigErrorsTest, H2cOnlyWhereNoProxyCanBeChosen) {
+  // h2c through a proxy would silently become HTTP/1.1: refused.
+  const std::string proxies =
+      "proxy:\n  proxies:\n    - {name: corp, url: 'http://p:3128'}\n";
+  ExpectError("tls:\n  default: {protocol: h2c}\n" + proxies +
+                  "  default_via: [corp]\n",
+              {"tls.default.protocol: protocol h2c needs a direct connection",
+               "proxy.default_via may send these destinations through a "
+               "proxy"});
+  ExpectError("tls:\n  default: {protocol: h2c}\nproxy:\n  use_env_proxy: true\n",
+              {"tls.default.protocol", "proxy.use_env_proxy"});
+  ExpectError("tls:\n  destinations:\n    - {host: api.internal, protocol: h2c}\n" +
+                  proxies +
+                  "  rules:\n    - {suffix: internal, via: [corp, direct]}\n",
+              {"tls.destinations[0].protocol", "proxy.rules[0]"});
+  ExpectError("tls:\n  destinations:\n    - {suffix: internal, protocol: h2c}\n" +
+                  proxies + "  rules:\n    - {host: a.internal, via: [corp]}\n",
+              {"tls.destinations[0].protocol", "proxy.rules[0]"});
+
+  // Direct by no_proxy, by a direct rule first, or proxies elsewhere only.
+  for (const std::string& ok : {
+           "tls:\n  destinations:\n    - {host: api.internal, protocol: h2c}\n" +
+               proxies + "  default_via: [corp]\n  no_proxy: [internal]\n",
+           "tls:\n  destinations:\n    - {host: api.internal, protocol: h2c}\n" +
+               proxies +
+               "  rules:\n    - {host: api.internal, via: [direct]}\n"
+               "    - {suffix: internal, via: [corp]}\n"
+               "  default_via: [corp]\n",
+           "tls:\n  destinations:\n    - {suffix: internal, protocol: h2c}\n" +
+               proxies + "  rules:\n    - {suffix: example.com, via: [corp]}\n",
+           std::string("tls:\n  default: {protocol: h2c}\n"),
+       }) {
+    absl::StatusOr<EgressdConfig> config = ParseConfigYaml(ok, "test.yaml");
+    EXPECT_TRUE(config.ok()) << config.status() << "\nfor:\n" << ok;
+  }
+}
+
 TEST(ConfigValidateTest, ChecksAConfigurationChangedByFlags) {
   EgressdConfig config;
   EXPECT_TRUE(ValidateConfig(config).ok());

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "grpcpp/support/string_ref.h"
@@ -88,6 +89,77 @@ TEST(FetchMappingTest, ResponseRedirectsAndDecoding) {
   EXPECT_EQ(proto.final_url(), "http://c/z");
   EXPECT_EQ(proto.decoded_content_encoding(), "gzip");
   EXPECT_EQ(proto.connect_retries(), 2u);
+}
+
+TEST(FetchMappingTest, ObsTextReachesTheCallerExactly) {
+  // Bytes 0x80-0xFF are legal in field values and reason phrases; a proto3
+  // string must be UTF-8, or the caller's library cannot parse the reply.
+  const std::string obs = "caf\xe9 \xff\x80";
+  const std::string utf8 = "caf\xc3\xa9";  // valid UTF-8 stays as it is
+  Response response;
+  response.status_code = 200;
+  response.reason = "D\xe9j\xe0 vu";
+  response.headers = {{"x-obs", obs}, {"x-utf8", utf8}, {"x-ascii", "plain"}};
+  response.trailers = {{"x-trail", "\xb5"}};
+  v1::ResponseHead head;
+  ToResponseHead(response, 1, &head);
+  v1::FetchResponse proto;
+  ToFetchResponse(std::move(response), &proto);
+
+  // What a caller's library parses: proto3 checks string fields' UTF-8.
+  v1::FetchResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(proto.SerializeAsString()));
+  EXPECT_EQ(parsed.reason_bytes(), "D\xe9j\xe0 vu");
+  EXPECT_EQ(parsed.reason(), "D\xc3\xa9j\xc3\xa0 vu");  // ISO-8859-1 read
+  ASSERT_EQ(parsed.headers_size(), 3);
+  EXPECT_EQ(parsed.headers(0).value_bytes(), obs);
+  EXPECT_EQ(parsed.headers(0).value(), "caf\xc3\xa9 \xc3\xbf\xc2\x80");
+  EXPECT_EQ(parsed.headers(1).value(), utf8);
+  EXPECT_EQ(parsed.headers(1).value_bytes(), "");
+  EXPECT_EQ(parsed.headers(2).value(), "plain");
+  EXPECT_EQ(parsed.headers(2).value_bytes(), "");
+  ASSERT_EQ(parsed.trailers_size(), 1);
+  EXPECT_EQ(parsed.trailers(0).value_bytes(), "\xb5");
+  EXPECT_EQ(parsed.trailers(0).value(), "\xc2\xb5");
+
+  v1::ResponseHead parsed_head;
+  ASSERT_TRUE(parsed_head.ParseFromString(head.SerializeAsString()));
+  EXPECT_EQ(parsed_head.reason_bytes(), "D\xe9j\xe0 vu");
+  EXPECT_EQ(parsed_head.headers(0).value_bytes(), obs);
+}
+
+TEST(FetchMappingTest, Utf8CheckMatchesProtobuf) {
+  for (const std::string& bytes :
+       {std::string("ascii"), std::string("\xc3\xa9"),
+        std::string("\xf0\x9f\x98\x80"), std::string("\xc0\xaf"),
+        std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
+        std::string("\xe2\x82"), std::string("\x80"),
+        std::string("\xef\xbf\xbd"), std::string("a\0b", 3)}) {
+    v1::Header header;
+    header.set_value(bytes);
+    v1::Header parsed;
+    EXPECT_EQ(IsValidUtf8(bytes),
+              parsed.ParseFromString(header.SerializeAsString()))
+        << absl::CHexEscape(bytes);
+  }
+}
+
+TEST(FetchMappingTest, RequestValueBytesAreSent) {
+  v1::FetchRequest proto;
+  proto.set_method("GET");
+  proto.set_url("http://example.com/");
+  v1::Header* obs = proto.add_headers();
+  obs->set_name("x-obs");
+  obs->set_value("ignored");
+  obs->set_value_bytes("caf\xe9");
+  v1::Header* text = proto.add_headers();
+  text->set_name("x-text");
+  text->set_value("plain");
+  absl::StatusOr<Request> r = Map(proto);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->headers.size(), 2u);
+  EXPECT_EQ(r->headers[0].value, "caf\xe9");
+  EXPECT_EQ(r->headers[1].value, "plain");
 }
 
 TEST(CallerIdentityTest, MetadataValueElsePeerWithoutPort) {

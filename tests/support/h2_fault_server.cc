@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -19,6 +21,7 @@
 #include "asio/io_context.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/post.hpp"
+#include "asio/ssl.hpp"
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
@@ -28,7 +31,36 @@ namespace {
 
 constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
+using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
+
+// ALPN: h2 or nothing (the client then fails the handshake).
+int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen,
+             const unsigned char* in, unsigned int inlen, void*) {
+  unsigned char* selected = nullptr;
+  if (nghttp2_select_next_protocol(&selected, outlen, in, inlen) != 1) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
 }  // namespace
+
+std::string H2Frame(uint8_t type, uint8_t flags, int32_t stream_id,
+                    const std::string& payload) {
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  const uint32_t id = static_cast<uint32_t>(stream_id) & 0x7fffffffu;
+  std::string frame = {static_cast<char>(length >> 16),
+                       static_cast<char>(length >> 8),
+                       static_cast<char>(length),
+                       static_cast<char>(type),
+                       static_cast<char>(flags),
+                       static_cast<char>(id >> 24),
+                       static_cast<char>(id >> 16),
+                       static_cast<char>(id >> 8),
+                       static_cast<char>(id)};
+  return frame + payload;
+}
 
 // The server's event loop: the acceptor and every connection. Everything in
 // it runs on the server's thread.
@@ -39,12 +71,25 @@ class H2FaultServer::Loop {
         script_(std::move(script)),
         options_(options),
         acceptor_(io_, asio::ip::tcp::endpoint(
-                           asio::ip::make_address("127.0.0.1"), 0)) {}
+                           asio::ip::make_address("127.0.0.1"), 0)) {
+    if (options_.tls) {
+      tls_context_.emplace(asio::ssl::context::tls_server);
+      tls_context_->use_certificate_chain_file(options_.tls->chain_file);
+      tls_context_->use_private_key_file(options_.tls->key_file,
+                                         asio::ssl::context::pem);
+      SSL_CTX_set_alpn_select_cb(tls_context_->native_handle(), &SelectH2,
+                                 nullptr);
+    }
+  }
 
   asio::io_context& io() { return io_; }
   int port() const { return acceptor_.local_endpoint().port(); }
   const H2FaultServerOptions& options() const { return options_; }
   bool answer_pings() const { return server_->answer_pings_.load(); }
+  // Set when the server speaks TLS.
+  asio::ssl::context* tls_context() {
+    return tls_context_ ? &*tls_context_ : nullptr;
+  }
 
   H2Reply CallScript(const H2Request& request) { return script_(request); }
 
@@ -72,6 +117,7 @@ class H2FaultServer::Loop {
   asio::executor_work_guard<asio::io_context::executor_type> work_{
       io_.get_executor()};
   asio::ip::tcp::acceptor acceptor_;
+  std::optional<asio::ssl::context> tls_context_;
   std::vector<std::shared_ptr<Connection>> connections_;
 };
 
@@ -80,7 +126,13 @@ class H2FaultServer::Connection
     : public std::enable_shared_from_this<H2FaultServer::Connection> {
  public:
   Connection(Loop* loop, int index, asio::ip::tcp::socket socket)
-      : loop_(loop), index_(index), socket_(std::move(socket)) {}
+      : loop_(loop), index_(index), executor_(socket.get_executor()) {
+    if (loop->tls_context() != nullptr) {
+      tls_.emplace(std::move(socket), *loop->tls_context());
+    } else {
+      socket_.emplace(std::move(socket));
+    }
+  }
   ~Connection() {
     if (session_ != nullptr) nghttp2_session_del(session_);
   }
@@ -110,22 +162,25 @@ class H2FaultServer::Connection
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                             std::size(settings));
-    asio::co_spawn(socket_.get_executor(), ReadLoop(shared_from_this()),
-                   asio::detached);
-    Flush();
+    asio::co_spawn(executor_, ReadLoop(shared_from_this()), asio::detached);
+    if (!tls_) Flush();  // with TLS, once the handshake is done (ReadLoop)
   }
 
   void CloseNow() {
     if (closed_) return;
     closed_ = true;
     asio::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    Lowest().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    Lowest().close(ignored);
     for (auto& timer : timers_) timer->cancel();
     held_.clear();
   }
 
  private:
+  asio::ip::tcp::socket::lowest_layer_type& Lowest() {
+    return tls_ ? tls_->lowest_layer() : socket_->lowest_layer();
+  }
+
   static Connection* From(void* user_data) {
     return static_cast<Connection*>(user_data);
   }
@@ -271,7 +326,7 @@ class H2FaultServer::Connection
     H2Reply reply = loop_->CallScript(request);
     // Acted on outside nghttp2's callback: closing the socket or submitting
     // frames is then plain sailing.
-    asio::post(socket_.get_executor(),
+    asio::post(executor_,
                [self = shared_from_this(), stream_id,
                 reply = std::move(reply)]() mutable {
                  self->Apply(stream_id, std::move(reply));
@@ -298,6 +353,7 @@ class H2FaultServer::Connection
       held_.clear();
       for (auto& [id, held_reply] : held) Respond(id, held_reply);
     }
+    raw_after_ += reply.raw_after;
     if (reply.close_connection) {
       CloseNow();
       return;
@@ -305,6 +361,13 @@ class H2FaultServer::Connection
     if (reply.reset_code) {
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id,
                                 *reply.reset_code);
+      if (reply.second_reset_code) {
+        const uint32_t code = *reply.second_reset_code;
+        raw_after_ += H2Frame(
+            NGHTTP2_RST_STREAM, 0, stream_id,
+            {static_cast<char>(code >> 24), static_cast<char>(code >> 16),
+             static_cast<char>(code >> 8), static_cast<char>(code)});
+      }
     } else if (reply.no_reply) {
       // Nothing: the client gives up by itself.
     } else if (reply.hold) {
@@ -312,7 +375,7 @@ class H2FaultServer::Connection
       held_.emplace_back(stream_id, std::move(reply));
     } else if (reply.delay > absl::ZeroDuration()) {
       auto timer = std::make_shared<asio::steady_timer>(
-          socket_.get_executor(), absl::ToChronoNanoseconds(reply.delay));
+          executor_, absl::ToChronoNanoseconds(reply.delay));
       timers_.push_back(timer);
       timer->async_wait([self = shared_from_this(), stream_id,
                          reply = std::move(reply),
@@ -361,10 +424,27 @@ class H2FaultServer::Connection
   }
 
   asio::awaitable<void> ReadLoop(std::shared_ptr<Connection> self) {
+    if (tls_) {
+      writing_ = true;  // nothing goes out before the handshake
+      auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server,
+                                                 kNoThrow);
+      writing_ = false;
+      if (ec) {
+        CloseNow();
+        co_return;
+      }
+      Flush();
+    }
     std::array<uint8_t, 16 * 1024> buffer;
     while (!closed_) {
-      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer),
-                                                      kNoThrow);
+      std::tuple<asio::error_code, size_t> read;
+      if (tls_) {
+        read = co_await tls_->async_read_some(asio::buffer(buffer), kNoThrow);
+      } else {
+        read = co_await socket_->async_read_some(asio::buffer(buffer),
+                                                 kNoThrow);
+      }
+      auto [ec, n] = read;
       if (closed_) break;
       if (ec) {
         loop_->Record(
@@ -383,7 +463,7 @@ class H2FaultServer::Connection
   void Flush() {
     if (writing_ || closed_) return;
     writing_ = true;
-    asio::co_spawn(socket_.get_executor(), FlushLoop(shared_from_this()),
+    asio::co_spawn(executor_, FlushLoop(shared_from_this()),
                    asio::detached);
   }
 
@@ -397,9 +477,19 @@ class H2FaultServer::Connection
         if (n <= 0) break;
         batch.append(reinterpret_cast<const char*>(data), n);
       }
+      // Raw frames (H2Reply::raw_after) go after nghttp2's, in one write.
+      batch += raw_after_;
+      raw_after_.clear();
       if (batch.empty()) break;
-      auto [ec, written] =
-          co_await asio::async_write(socket_, asio::buffer(batch), kNoThrow);
+      std::tuple<asio::error_code, size_t> wrote;
+      if (tls_) {
+        wrote = co_await asio::async_write(*tls_, asio::buffer(batch),
+                                           kNoThrow);
+      } else {
+        wrote = co_await asio::async_write(*socket_, asio::buffer(batch),
+                                           kNoThrow);
+      }
+      auto [ec, written] = wrote;
       if (ec) {
         CloseNow();
         break;
@@ -416,10 +506,15 @@ class H2FaultServer::Connection
 
   Loop* const loop_;
   const int index_;
-  asio::ip::tcp::socket socket_;
+  const asio::any_io_executor executor_;
+  // One of the two: cleartext, or TLS over the accepted socket.
+  std::optional<asio::ip::tcp::socket> socket_;
+  std::optional<TlsStream> tls_;
   nghttp2_session* session_ = nullptr;
   bool writing_ = false;
   bool closed_ = false;
+  // Bytes to write after nghttp2's next output (H2Reply::raw_after).
+  std::string raw_after_;
   int requests_ = 0;
   std::map<int32_t, H2Request> incoming_;
   std::map<int32_t, Outgoing> outgoing_;
@@ -453,6 +548,7 @@ void H2FaultServer::Loop::Shutdown() {
 
 H2FaultServer::H2FaultServer(Script script, H2FaultServerOptions options)
     : answer_pings_(options.answer_pings),
+      tls_(options.tls.has_value()),
       loop_(std::make_unique<Loop>(this, std::move(script), options)) {
   port_ = loop_->port();
   loop_->StartAccepting();
@@ -466,7 +562,7 @@ H2FaultServer::~H2FaultServer() {
 }
 
 std::string H2FaultServer::Url(const std::string& path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, path);
+  return absl::StrCat(tls_ ? "https" : "http", "://127.0.0.1:", port_, path);
 }
 
 H2ServerStats H2FaultServer::stats() const {

@@ -1,5 +1,6 @@
 // H2FaultServer: an HTTP/2 server of our own on 127.0.0.1 (cleartext, prior
-// knowledge: h2c without Upgrade), for what real servers do not do on
+// knowledge: h2c without Upgrade; or TLS with ALPN h2 when
+// H2FaultServerOptions::tls is set), for what real servers do not do on
 // demand: GOAWAY mid-flight, REFUSED_STREAM and other stream resets, PINGs
 // left unanswered, SETTINGS that lower the stream limit, 421, a TCP close in
 // the middle of streams. Test use only.
@@ -65,6 +66,10 @@ struct H2Reply {
   // Reset the stream with this HTTP/2 error code instead of responding,
   // e.g. NGHTTP2_REFUSED_STREAM (7), NGHTTP2_INTERNAL_ERROR (2).
   std::optional<uint32_t> reset_code;
+  // With reset_code: a second RST_STREAM for the same stream, with this
+  // code, in the same write as the first (written raw: nghttp2 would not
+  // send one for a stream it has closed).
+  std::optional<uint32_t> second_reset_code;
   // First send GOAWAY (NO_ERROR) with this last-stream-id. Streams above it
   // are never answered.
   std::optional<int32_t> goaway_last_stream_id;
@@ -72,6 +77,19 @@ struct H2Reply {
   std::optional<uint32_t> max_concurrent_streams;
   // Close the TCP connection instead of responding.
   bool close_connection = false;
+  // Bytes written after this reply's frames, in the same write: frames
+  // nghttp2 would refuse to send (see H2Frame).
+  std::string raw_after;
+};
+
+// One HTTP/2 frame as bytes (RFC 9113 4.1), for H2Reply::raw_after.
+std::string H2Frame(uint8_t type, uint8_t flags, int32_t stream_id,
+                    const std::string& payload);
+
+// A certificate chain and key (PEM files) for TLS with ALPN h2.
+struct H2TlsFiles {
+  std::string chain_file;
+  std::string key_file;
 };
 
 struct H2FaultServerOptions {
@@ -79,6 +97,8 @@ struct H2FaultServerOptions {
   uint32_t max_concurrent_streams = 100;
   // Whether PINGs are answered at first (see set_answer_pings).
   bool answer_pings = true;
+  // Serve TLS (ALPN selects h2) instead of cleartext h2c.
+  std::optional<H2TlsFiles> tls;
 };
 
 // What the server saw, over its whole life.
@@ -111,7 +131,7 @@ class H2FaultServer {
   H2FaultServer& operator=(const H2FaultServer&) = delete;
 
   int port() const { return port_; }
-  // "http://127.0.0.1:PORT" + path.
+  // "http://127.0.0.1:PORT" + path ("https://" with TLS).
   std::string Url(const std::string& path) const;
 
   // Stop (false) or resume (true) answering PINGs, from now on.
@@ -132,6 +152,7 @@ class H2FaultServer {
   H2ServerStats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> answer_pings_;
   int port_ = 0;
+  bool tls_ = false;
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
 };
