@@ -409,9 +409,11 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
           added->coalescing = true;
           coalescable_[added->connection->remote_ip()].push_back(added);
         }
-        connection->set_observer(this);
         GrantStreams(added, now, &effects);
       }
+      // HTTP/2 reports SETTINGS and GOAWAY; HTTP/1.1 what arrives while
+      // idle (its idle watch).
+      connection->set_observer(this);
       // Calls that waited for this connection and did not fit on it may
       // now connect (the hint no longer holds them back). For HTTP/2, once
       // the peer's SETTINGS say how many fit (OnAllocationLimitChanged).
