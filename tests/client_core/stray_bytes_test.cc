@@ -398,5 +398,42 @@ TEST(EarlyResponseTest, NoResponseBeforeTheWriteFailedIsTheWriteFailure) {
   EXPECT_THAT(r.status().message(), HasSubstr("writing the request"));
 }
 
+// partition_pool_by_caller: a caller reuses its own connections and never
+// another caller's; without it the callers share one.
+TEST(PartitionByCallerTest, CallersNeverShareAConnection) {
+  ScriptedOrigin origin([](int, const std::string&) {
+    return ScriptedOrigin::Reply{ScriptedOrigin::Ok("fine"), false};
+  });
+  for (const bool partition : {false, true}) {
+    SCOPED_TRACE(partition ? "partitioned" : "shared");
+    HttpClientOptions options = OneLoop();
+    options.partition_pool_by_caller = partition;
+    HttpClient client(options);
+    auto call = [&](const std::string& caller) {
+      Request request;
+      request.method = "GET";
+      request.url = *ParseUrl(origin.Url("/"));
+      request.caller_id = caller;
+      request.deadline = absl::Now() + absl::Seconds(10);
+      absl::StatusOr<Response> r =
+          testing::ExecuteAndWait(client, std::move(request));
+      EXPECT_TRUE(r.ok()) << r.status();
+      return r.ok() ? r->connection.connection_id : 0;
+    };
+    const uint64_t a1 = call("a");
+    const uint64_t b1 = call("b");
+    const uint64_t a2 = call("a");
+    const uint64_t b2 = call("b");
+    EXPECT_EQ(a2, a1);
+    EXPECT_EQ(b2, b1);
+    if (partition) {
+      EXPECT_NE(b1, a1);
+      EXPECT_EQ(client.pool().Snapshot().addresses.size(), 2u);
+    } else {
+      EXPECT_EQ(b1, a1);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace egress
