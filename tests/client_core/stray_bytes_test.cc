@@ -158,6 +158,16 @@ class SequentialStrayTest : public ::testing::TestWithParam<StrayCase> {};
 // and, rarely (a few runs in a hundred here), hand n's response to n+1. The
 // test allows exactly that and nothing more: before the fix every call after
 // the stray got the previous call's response.
+//
+// The callers pause kThinkTime between calls. With no pause at all and an
+// origin slower to answer than egressd is to send the next request (seen
+// under ASan), a shift that began as above can carry on: each response then
+// arrives while the next exchange is already waiting, never while the
+// connection is idle, and nothing on the wire tells it from that exchange's
+// own. It ends at the first pause longer than the origin's response time.
+// Before the fix no pause ended it: the origin's Nagle held each response
+// until the next request carried egressd's delayed ACK.
+constexpr absl::Duration kThinkTime = absl::Milliseconds(5);
 
 TEST_P(SequentialStrayTest, NoCallerGetsAnotherRequestsResponse) {
   const auto [kind, delay_ms, nodelay] = GetParam();
@@ -196,6 +206,7 @@ TEST_P(SequentialStrayTest, NoCallerGetsAnotherRequestsResponse) {
       break;
     }
     ASSERT_LT(i, 200000) << "the stray was never written";
+    absl::SleepFor(kThinkTime);  // the caller's think time, see above
   }
   SCOPED_TRACE(absl::StrCat(KindName(kind), " stray after ", delay_ms,
                             " ms, origin nodelay=", nodelay, ": own=",
