@@ -21,6 +21,12 @@
 // from its response; they spoil that one exchange, and the watch closes the
 // connection once the real response shows up behind them.
 //
+// Early answers. An origin that answers and closes while a large body is
+// still being written (413, 401, a redirect with "Connection: close") fails
+// the write (broken pipe, reset); the response it sent first is read and
+// returned if it is whole (the connection then closes, io_error), and the
+// write's failure is the result otherwise.
+//
 // Ownership: the idle watch needs the connection owned by a shared_ptr (as
 // the Connector and the pool own it); one that is not is never watched.
 //
