@@ -344,6 +344,8 @@ absl::StatusOr<EgressdConfig> ApplyFlags(EgressdConfig config,
                  &t.shutdown_grace);
   apply.Bool(f.egress_report_only, "egress_report_only", "egress.report_only",
              &config.egress.report_only);
+  apply.Bool(f.partition_pool_by_caller, "partition_pool_by_caller",
+             "pool.partition_by_caller", &p.partition_by_caller);
   apply.Duration(f.first_byte_timeout, "first_byte_timeout",
                  "timeouts.first_byte", &t.first_byte);
   apply.Duration(f.idle_read_timeout, "idle_read_timeout", "timeouts.idle_read",
@@ -400,6 +402,7 @@ absl::StatusOr<HttpClientOptions> ClientOptionsFromConfig(
       static_cast<size_t>(p.max_idle_per_address);
   options.pool.keep_alive = p.keep_alive;
   options.pool.health_check_after_idle = p.health_check_after_idle;
+  options.partition_pool_by_caller = p.partition_by_caller;
   options.pool.max_connection_lifetime = p.max_connection_lifetime;
   options.pool.max_connections = static_cast<size_t>(p.max_connections);
   options.pool.max_connections_per_address =

@@ -50,6 +50,7 @@ struct FlagOverrides {
   std::optional<int64_t> max_idle_per_address;
   std::optional<absl::Duration> keep_alive;
   std::optional<absl::Duration> health_check_after_idle;
+  std::optional<bool> partition_pool_by_caller;  // pool.partition_by_caller
   std::optional<absl::Duration> max_connection_lifetime;
   std::optional<int64_t> max_connections;
   std::optional<int64_t> max_connections_per_address;

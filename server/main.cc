@@ -103,6 +103,11 @@ ABSL_FLAG(absl::Duration, health_check_after_idle, absl::ZeroDuration(),
           "Idle connections idle at least this long are checked before "
           "reuse (0 = always; the check is one non-blocking peek). "
           "(pool.health_check_after_idle)");
+ABSL_FLAG(bool, partition_pool_by_caller, false,
+          "Connections carry one caller's exchanges only (callers told apart "
+          "as by --caller_metadata_key), so an origin's stray bytes can never "
+          "reach another caller; costs a connection per caller and origin. "
+          "(pool.partition_by_caller)");
 ABSL_FLAG(absl::Duration, max_connection_lifetime, absl::ZeroDuration(),
           "Connections older than this take no new requests and close when "
           "their last one ends (0 = no limit). (pool.max_connection_lifetime)");
@@ -298,6 +303,7 @@ FlagOverrides OverridesFromFlags(const std::set<std::string>& given) {
   f.max_idle_per_address = IfGiven(FLAGS_max_idle_per_address, given);
   f.keep_alive = IfGiven(FLAGS_keep_alive, given);
   f.health_check_after_idle = IfGiven(FLAGS_health_check_after_idle, given);
+  f.partition_pool_by_caller = IfGiven(FLAGS_partition_pool_by_caller, given);
   f.max_connection_lifetime = IfGiven(FLAGS_max_connection_lifetime, given);
   f.max_connections = IfGiven(FLAGS_max_connections, given);
   f.max_connections_per_address =

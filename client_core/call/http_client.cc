@@ -207,7 +207,7 @@ void HttpClient::Start(Request request, std::shared_ptr<StreamCall> stream,
   // The ways to reach the origin in order (direct, or proxies; a proxy that
   // failed recently goes last). The first one's Address is the call's.
   std::vector<ProxyChoice> routes = SelectRoutes(request.url);
-  const Address address = AddressFor(request.url, routes[0]);
+  const Address address = AddressFor(request, routes[0]);
   if (absl::Status admitted = pool_->BeginRequest(address); !admitted.ok()) {
     callers_.Release(caller_id);
     CallEnded();
@@ -644,8 +644,11 @@ asio::awaitable<void> HttpClient::RetryBackoff(int retry, absl::Time deadline,
   abort->Unregister();
 }
 
-Address HttpClient::AddressFor(const Url& url, const ProxyChoice& route) {
+Address HttpClient::AddressFor(const Request& request,
+                               const ProxyChoice& route) const {
+  const Url& url = request.url;
   Address address = Address::FromUrl(url);
+  if (options_.partition_pool_by_caller) address.partition = request.caller_id;
   if (route.is_direct()) return address;
   address.proxy = route.proxy->name;
   if (route.proxy->scheme == Proxy::Scheme::kHttp && url.scheme == "http") {
@@ -717,7 +720,7 @@ absl::Status HttpClient::FollowRedirect(Request* request,
   *request = *std::move(next);
   // A new origin is a new call for the pool's in-flight limits.
   *routes = SelectRoutes(request->url);
-  *address = AddressFor(request->url, (*routes)[0]);
+  *address = AddressFor(*request, (*routes)[0]);
   if (*address != *run->counted) {
     pool_->EndRequest(*run->counted);
     run->counted.reset();
@@ -788,7 +791,7 @@ asio::awaitable<void> HttpClient::RunHop(
           &retry_slot, abort, timing, &lease, run);
       if (connected == AfterConnect::kFailed) co_return;
       if (connected == AfterConnect::kNextRoute) {
-        address = AddressFor(request.url, routes[++route]);
+        address = AddressFor(request, routes[++route]);
         allow_coalescing = MayCoalesceOnto(address);
         --attempt;  // a route change is not a retry
         continue;
@@ -796,7 +799,7 @@ asio::awaitable<void> HttpClient::RunHop(
       if (connected == AfterConnect::kRetry) {
         routes = SelectRoutes(request.url);
         route = 0;
-        address = AddressFor(request.url, routes[0]);
+        address = AddressFor(request, routes[0]);
         allow_coalescing = MayCoalesceOnto(address);
         --attempt;  // connect retries have their own count
         continue;

@@ -125,6 +125,15 @@ struct HttpClientOptions {
   RetryBudgetOptions retry_budget;
   // Calls one caller (Request::caller_id) may have in flight; 0: no limit.
   size_t max_in_flight_per_caller = 0;
+  // Pool partition by caller: a connection carries the exchanges of one
+  // caller (Request::caller_id) only; the caller is part of its Address.
+  // HTTP/1.1 pairs responses with requests by order alone, so an origin
+  // that sends bytes nobody asked for while two callers' exchanges follow
+  // each other on a connection can hand one caller the other's response;
+  // partitioned, it can only hand a caller its own. Costs a connection (and
+  // its handshake) per caller and origin instead of per origin; measured in
+  // docs/benchmarks.md. Off by default.
+  bool partition_pool_by_caller = false;
 };
 
 // Counts of what the safety and resilience features did, since start.
@@ -373,8 +382,9 @@ class HttpClient {
   // The ways to reach `url`'s origin, in order: direct, or proxies (one
   // that failed recently goes last). Never empty.
   std::vector<ProxyChoice> SelectRoutes(const Url& url);
-  // The pool's Address for `url` reached through `route`.
-  static Address AddressFor(const Url& url, const ProxyChoice& route);
+  // The pool's Address for `request`'s URL reached through `route` (with
+  // its caller as the partition when partition_pool_by_caller is on).
+  Address AddressFor(const Request& request, const ProxyChoice& route) const;
   // Whether a call to `address` may use another host's HTTP/2 connection:
   // https, direct.
   static bool MayCoalesceOnto(const Address& address) {

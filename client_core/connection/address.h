@@ -4,6 +4,10 @@
 // are equal: same scheme, host and port, and the same proxy. (TLS settings
 // depend on the host alone: DestinationRules.)
 //
+// With the pool partitioned by caller (HttpClientOptions::
+// partition_pool_by_caller), the caller is part of the Address too, so
+// connections are never shared between callers.
+//
 // Through an HTTP proxy, an http:// Address names the proxy only (empty host,
 // port 0): the proxy forwards absolute-form requests to any origin, so its
 // connections serve every http:// origin routed through it. https:// (a
@@ -28,13 +32,17 @@ struct Address {
   // The name of the proxy the connection goes through (ProxySelector's
   // proxies); empty for a direct connection.
   std::string proxy;
+  // The caller (Request::caller_id) whose exchanges alone the connection
+  // carries; empty when the pool is not partitioned by caller.
+  std::string partition;
 
   static Address FromUrl(const Url& url) {
     return Address{url.scheme, url.host, url.port};
   }
 
   // "scheme://host:port", IPv6 hosts bracketed, then " via NAME" through a
-  // proxy ("http://* via corp" for a proxy's http:// connections). Used as
+  // proxy ("http://* via corp" for a proxy's http:// connections), then
+  // " for CALLER" when partitioned. Used as
   // the address's name in stats and logs.
   std::string ToString() const {
     const bool v6 = host.find(':') != std::string::npos;
@@ -43,19 +51,24 @@ struct Address {
                      : absl::StrCat(scheme, "://", v6 ? "[" : "", host,
                                     v6 ? "]" : "", ":", port);
     if (!proxy.empty()) absl::StrAppend(&out, " via ", proxy);
+    if (!partition.empty()) absl::StrAppend(&out, " for ", partition);
     return out;
   }
 
   friend bool operator==(const Address& a, const Address& b) {
     return a.port == b.port && a.scheme == b.scheme && a.host == b.host &&
-           a.proxy == b.proxy;
+           a.proxy == b.proxy && a.partition == b.partition;
   }
   friend bool operator!=(const Address& a, const Address& b) {
     return !(a == b);
   }
   template <typename H>
   friend H AbslHashValue(H h, const Address& a) {
-    return H::combine(std::move(h), a.scheme, a.host, a.port, a.proxy);
+    // An unpartitioned address (the common case) hashes as it did before
+    // partitions existed: one field fewer to mix on every pool lookup.
+    h = H::combine(std::move(h), a.scheme, a.host, a.port, a.proxy);
+    if (a.partition.empty()) return h;
+    return H::combine(std::move(h), a.partition);
   }
 };
 

@@ -17,7 +17,8 @@ enum class CloseReason {
   kMaxIdle,
   // Found dead or with stray bytes by the health check before reuse.
   kUnhealthy,
-  // The origin closed the connection (EOF) or reset it while idle.
+  // The origin closed the connection (EOF) or reset it: seen while it was
+  // idle (the idle watch), by the health check before reuse, or mid-exchange.
   kPeerClosed,
   // The origin or egressd asked to close after the exchange:
   // "Connection: close", or an HTTP/1.0 response without keep-alive, or a
@@ -51,9 +52,13 @@ enum class CloseReason {
   // HTTP/2: another call had already opened a multiplexed connection to the
   // same address when this one completed its handshake; one is kept.
   kDuplicate,
+  // HTTP/1.1: bytes arrived while no request was outstanding (a late body
+  // after HEAD, bytes after a 204, a second response). Whatever they are,
+  // the next request would read them as its response: closed at once.
+  kUnsolicitedData,
 };
 
-inline constexpr std::array<CloseReason, 17> kAllCloseReasons = {
+inline constexpr std::array<CloseReason, 18> kAllCloseReasons = {
     CloseReason::kIdleTimeout,     CloseReason::kMaxIdle,
     CloseReason::kUnhealthy,       CloseReason::kPeerClosed,
     CloseReason::kConnectionClose, CloseReason::kProtocolError,
@@ -62,7 +67,7 @@ inline constexpr std::array<CloseReason, 17> kAllCloseReasons = {
     CloseReason::kEvictRequest,    CloseReason::kDrain,
     CloseReason::kShutdown,        CloseReason::kGoaway,
     CloseReason::kRefusedStream,   CloseReason::kPingTimeout,
-    CloseReason::kDuplicate,
+    CloseReason::kDuplicate,       CloseReason::kUnsolicitedData,
 };
 
 // The stable snake_case name used in stats, metrics and logs.
@@ -85,6 +90,7 @@ inline std::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kRefusedStream: return "refused_stream";
     case CloseReason::kPingTimeout: return "ping_timeout";
     case CloseReason::kDuplicate: return "duplicate";
+    case CloseReason::kUnsolicitedData: return "unsolicited_data";
   }
   return "unknown";
 }

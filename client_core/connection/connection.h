@@ -88,7 +88,8 @@ enum class Protocol { kHttp11, kHttp2 };
 std::string_view ProtocolName(Protocol protocol);
 
 // How a connection tells the pool about changes it discovers by itself
-// (HTTP/2: the peer's SETTINGS, GOAWAY, a missed PING). Implemented by
+// (HTTP/2: the peer's SETTINGS, GOAWAY, a missed PING; HTTP/1.1: a byte or
+// EOF that arrived while it was idle). Implemented by
 // ConnectionPool; methods are thread-safe and may be called on the
 // connection's executor at any time, also while an exchange runs.
 class ConnectionObserver {

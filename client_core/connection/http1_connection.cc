@@ -1,5 +1,8 @@
 #include "client_core/connection/http1_connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -49,6 +52,55 @@ Http1Connection::Http1Connection(uint64_t id, Address address,
                       std::make_unique<Transport>(std::move(socket))) {}
 
 Http1Connection::~Http1Connection() = default;
+
+void Http1Connection::AckNow() {
+  const int one = 1;
+  // Best effort: an error (not TCP, say) changes nothing for the exchange.
+  (void)::setsockopt(transport().native_fd(), IPPROTO_TCP, TCP_QUICKACK, &one,
+                     sizeof one);
+}
+
+void Http1Connection::WatchWhileIdle() {
+  std::weak_ptr<Http1Connection> weak = weak_from_this();
+  if (weak.expired()) return;  // not shared-owned: nobody to tell
+  watching_ = true;
+  const uint64_t generation = ++watch_generation_;
+  // A read op, not a wait: asio tries it at once (the kernel may hold bytes
+  // already) and otherwise queues it on the edge-triggered registration the
+  // socket already has, so arming costs at most one recv.
+  transport().socket().async_receive(
+      asio::buffer(&watch_byte_, 1), asio::socket_base::message_peek,
+      [weak = std::move(weak), generation](const asio::error_code& ec,
+                                           size_t /*n*/) {
+        if (ec == asio::error::operation_aborted) return;
+        std::shared_ptr<Http1Connection> self = weak.lock();
+        if (self == nullptr || self->watch_generation_ != generation) return;
+        self->OnIdleReadable(ec);
+      });
+}
+
+void Http1Connection::StopWatching() {
+  if (!watching_) return;
+  watching_ = false;
+  ++watch_generation_;
+  asio::error_code ignored;
+  transport().socket().cancel(ignored);
+}
+
+void Http1Connection::OnIdleReadable(const asio::error_code& ec) {
+  watching_ = false;
+  if (!ec) {
+    // Bytes. Over TLS they are most often an origin's close_notify with its
+    // FIN right behind: a peer that shut its side counts as peer_closed.
+    pollfd p{transport().native_fd(), POLLRDHUP, 0};
+    const bool hung_up = ::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP) != 0;
+    idle_event_ =
+        hung_up ? CloseReason::kPeerClosed : CloseReason::kUnsolicitedData;
+  } else {
+    idle_event_ = CloseReason::kPeerClosed;  // eof, reset
+  }
+  if (observer() != nullptr) observer()->OnNoNewExchanges(id(), *idle_event_);
+}
 
 void Http1Connection::Fail(const asio::error_code& ec, absl::string_view during,
                            const Request& request, const SocketDeadline& guard,
@@ -117,10 +169,36 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
   parser_->Reset(request.method == "HEAD");
   auto release_parser = absl::MakeCleanup([this] { parser_.reset(); });
 
+  if (watching_) {
+    StopWatching();
+    // The watch may have missed bytes that arrived just now (the loop had
+    // not polled yet): one peek right before the request goes out. Later
+    // than the pool's check before reuse, and also done for a connection
+    // handed straight from one call to the next.
+    if (const Health health = ProbeHealth(); health != Health::kHealthy) {
+      idle_event_ = health == Health::kPeerClosed
+                        ? CloseReason::kPeerClosed
+                        : CloseReason::kUnsolicitedData;
+    }
+  }
+  if (idle_event_) {
+    // The origin sent bytes or hung up while the connection was idle, and
+    // this exchange got it before the pool could close it: nothing is
+    // written, so the call may retry on another connection.
+    result.nothing_received = true;
+    result.response = absl::UnavailableError(absl::StrCat(
+        "connection to ", remote_address(),
+        *idle_event_ == CloseReason::kPeerClosed
+            ? " was closed by the origin while idle"
+            : " received bytes no request asked for while idle"));
+    result.close_reason = idle_event_;
+    co_return;
+  }
   SocketDeadline guard(transport().socket(), deadline, abort);
   if (guard.aborted()) {
     // Cancelled before anything was written: the connection is untouched.
     result.response = absl::CancelledError("the call was cancelled");
+    WatchWhileIdle();
     co_return;
   }
   const std::string head = http_proxy_ != nullptr
@@ -133,12 +211,22 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
   std::array<asio::const_buffer, 2> out = {asio::buffer(head),
                                            asio::buffer(request.body)};
   auto [wec, wn] = co_await transport().Write(out);
-  if (wec) {
+  // The origin may answer early and stop reading (413, 401, a redirect with
+  // "Connection: close") while a large body is still being written: the
+  // write then fails (broken pipe, reset), but the whole response may be in
+  // the socket already. It is read and returned; only if it is not is the
+  // write's failure the result.
+  const bool answered_early =
+      wec && !guard.aborted() && !guard.expired() &&
+      (wec == asio::error::broken_pipe || wec == asio::error::connection_reset);
+  if (wec && !answered_early) {
     Fail(wec, "writing the request to", request, guard, &result);
     co_return;
   }
-  result.request_written = true;
-  result.request_written_at = absl::Now();
+  if (!wec) {
+    result.request_written = true;
+    result.request_written_at = absl::Now();
+  }
 
   size_t buffer_size = kFirstReadChunk;
   std::unique_ptr<char[]> buffer(new char[buffer_size]);
@@ -152,9 +240,18 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
     }
     auto [rec, n] = co_await transport().ReadSome(
         asio::buffer(buffer.get(), buffer_size));
+    if (answered_early && rec && rec != asio::error::eof) {
+      // No whole response before the failure: the write's error it is.
+      Fail(wec, "writing the request to", request, guard, &result);
+      co_return;
+    }
     if (rec == asio::error::eof) {
       if (absl::Status eof = parser_->FeedEof(); !eof.ok()) {
-        FailOnOrigin(eof, request, CloseReason::kPeerClosed, &result);
+        if (answered_early) {
+          Fail(wec, "writing the request to", request, guard, &result);
+        } else {
+          FailOnOrigin(eof, request, CloseReason::kPeerClosed, &result);
+        }
         co_return;
       }
       break;  // close-delimited body complete
@@ -208,6 +305,14 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
       buffer.reset(new char[buffer_size]);
     }
   }
+  // The response is whole: stray bytes the origin holds back for our ACK
+  // should arrive now, while the idle watch can see them.
+  if (!result.close_reason && !answered_early) AckNow();
+  if (answered_early) {
+    // The request was cut short: the connection is done whatever the
+    // response says.
+    result.close_reason = CloseReason::kIoError;
+  }
   if (sink == nullptr) {
     body += parser_->TakeBody();
   } else {
@@ -220,6 +325,7 @@ asio::awaitable<void> Http1Connection::ExchangeInto(
     if (keep_going && !chunk.empty()) co_await sink->OnBody(std::move(chunk));
   }
   Complete(request, std::move(body), &result);
+  if (!result.close_reason) WatchWhileIdle();
   co_return;
 }
 
@@ -261,7 +367,12 @@ asio::awaitable<void> Http1Connection::Drain(bool extra_bytes,
     }
   }
   result->completed = true;
-  if (!parser_->KeepAlive()) result->close_reason = CloseReason::kConnectionClose;
+  if (!parser_->KeepAlive()) {
+    result->close_reason = CloseReason::kConnectionClose;
+    co_return;
+  }
+  AckNow();
+  WatchWhileIdle();
 }
 
 }  // namespace egress

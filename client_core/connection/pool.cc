@@ -299,7 +299,8 @@ Lease ConnectionPool::TakeCoalesced(
       if (!entry->coalescing || entry->no_new_exchanges ||
           entry->allocations >= entry->allocation_limit ||
           theirs.scheme != address.scheme || theirs.port != address.port ||
-          theirs == address || PastLifetime(*entry, now) ||
+          theirs.partition != address.partition || theirs == address ||
+          PastLifetime(*entry, now) ||
           !eligible(*entry->connection)) {
         continue;
       }
@@ -409,9 +410,11 @@ std::shared_ptr<Connection> ConnectionPool::AddConnected(
           added->coalescing = true;
           coalescable_[added->connection->remote_ip()].push_back(added);
         }
-        connection->set_observer(this);
         GrantStreams(added, now, &effects);
       }
+      // HTTP/2 reports SETTINGS and GOAWAY; HTTP/1.1 what arrives while
+      // idle (its idle watch).
+      connection->set_observer(this);
       // Calls that waited for this connection and did not fit on it may
       // now connect (the hint no longer holds them back). For HTTP/2, once
       // the peer's SETTINGS say how many fit (OnAllocationLimitChanged).
@@ -835,10 +838,10 @@ bool ConnectionPool::AddressState::Matches(const Address& a) const {
                 "cache lines");
 #pragma GCC diagnostic pop
   if (a.port != port) return false;
-  // Only a direct address's key is inline, so an inline key decides without
-  // touching the cold `address`.
+  // Only a direct, unpartitioned address's key is inline, so an inline key
+  // decides without touching the cold `address`.
   if (!key_inline) return a == address;
-  if (!a.proxy.empty()) return false;
+  if (!a.proxy.empty() || !a.partition.empty()) return false;
   return a.scheme.size() == scheme_size &&
          a.scheme.size() + a.host.size() == key_size &&
          std::memcmp(key, a.scheme.data(), scheme_size) == 0 &&
@@ -854,7 +857,8 @@ ConnectionPool::AddressState& ConnectionPool::StateFor(const Address& address) {
   state->address = address;
   state->port = address.port;
   const size_t key_size = address.scheme.size() + address.host.size();
-  if (address.proxy.empty() && address.scheme.size() <= UINT8_MAX &&
+  if (address.proxy.empty() && address.partition.empty() &&
+      address.scheme.size() <= UINT8_MAX &&
       key_size <= kInlineKeySize) {
     state->key_inline = true;
     state->scheme_size = static_cast<uint8_t>(address.scheme.size());

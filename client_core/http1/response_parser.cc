@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -389,9 +390,29 @@ absl::Status ResponseParser::ParseStatusLine(std::string_view line) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A response that has no body by its status yet carries a body framing (a
+// non-zero Content-Length, any Transfer-Encoding): its origin may well send
+// the body it announced, after the response ends, where the next request's
+// response is expected.
+bool InvitesStrayBytes(const HeaderList& headers) {
+  for (const HeaderField& field : headers) {
+    if (absl::EqualsIgnoreCase(field.name, "Transfer-Encoding")) return true;
+    if (absl::EqualsIgnoreCase(field.name, "Content-Length") &&
+        absl::StripAsciiWhitespace(field.value) != "0") {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::Status ResponseParser::FinishHead() {
   const int code = head_.status_code;
   if (code >= 200) return StartBody();
+  if (code != 101 && InvitesStrayBytes(head_.headers)) force_close_ = true;
   if (code == 101) {
     return Malformed(
         "unexpected 101 Switching Protocols (egressd never asks for an "
@@ -412,6 +433,10 @@ absl::Status ResponseParser::FinishHead() {
 absl::Status ResponseParser::StartBody() {
   const int code = head_.status_code;
   if (request_was_head_ || code == 204 || code == 304) {
+    // (A HEAD's Content-Length is the GET's: normal.)
+    if (code == 204 || code == 304) {
+      if (InvitesStrayBytes(head_.headers)) force_close_ = true;
+    }
     state_ = State::kComplete;
     return absl::OkStatus();
   }

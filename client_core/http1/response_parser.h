@@ -92,8 +92,11 @@ class ResponseParser {
 
   // Whether the connection may carry another request after this response:
   // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
-  // "Connection: keep-alive"; never for a close-delimited body. Valid once
-  // head_complete().
+  // "Connection: keep-alive"; never for a close-delimited body, nor after
+  // framing that invites stray bytes (Transfer-Encoding with Content-Length;
+  // a 1xx, 204 or 304 with Transfer-Encoding or a non-zero Content-Length,
+  // whose announced body may follow where the next response is expected).
+  // Valid once head_complete().
   bool KeepAlive() const;
 
  private:

@@ -692,7 +692,8 @@ absl::Status ConfigParser::ParsePool(const Field& f, PoolConfig* out) {
        {"max_pending_per_address", Int(&out->max_pending_per_address)},
        {"pending_timeout", Duration(&out->pending_timeout)},
        {"max_connection_lifetime", Duration(&out->max_connection_lifetime)},
-       {"leak_threshold", Duration(&out->leak_threshold)}});
+       {"leak_threshold", Duration(&out->leak_threshold)},
+       {"partition_by_caller", Bool(&out->partition_by_caller)}});
 }
 
 absl::Status ConfigParser::ParseHttp2(const Field& f, Http2Config* out) {
@@ -1589,6 +1590,7 @@ Out ToOut(const EgressdConfig& c) {
                .Add("max_idle_per_address", Num(p.max_idle_per_address))
                .Add("keep_alive", Dur(p.keep_alive))
                .Add("health_check_after_idle", Dur(p.health_check_after_idle))
+               .Add("partition_by_caller", Bool(p.partition_by_caller))
                .Add("max_connections", Num(p.max_connections))
                .Add("max_connections_per_address",
                     Num(p.max_connections_per_address))

@@ -202,6 +202,10 @@ struct PoolConfig {
   // A FetchStream caller that holds a body piece this long without reading
   // on is reported as a leak (PoolAdmin.ListLeaks). Default 30s. > 0.
   absl::Duration leak_threshold = absl::Seconds(30);
+  // Connections carry one caller's exchanges only (the caller as in
+  // limits.caller_metadata_key): no caller can read bytes an origin meant
+  // for another. Costs a connection per caller and origin. Default false.
+  bool partition_by_caller = false;
 };
 
 // How egressd runs HTTP/2 connections to origins.

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -321,18 +322,33 @@ TEST(ResponseParserTest, HeadResponseHasNoBody) {
 }
 
 TEST(ResponseParserTest, NoContentAndNotModifiedHaveNoBody) {
-  for (std::string_view input :
-       {"HTTP/1.1 204 No Content\r\n\r\n",
-        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
-        "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"}) {
+  // keep_alive: a body framing on a bodiless status invites the announced
+  // body to follow where the next response is expected (issue 14).
+  for (auto [input, keep_alive] : std::vector<std::pair<std::string_view, bool>>{
+           {"HTTP/1.1 204 No Content\r\n\r\n", true},
+           {"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", true},
+           {"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false},
+           {"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false},
+           {"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", true}}) {
     SCOPED_TRACE(input);
     const Result r = Parse(input, {.eof = false});
     ASSERT_TRUE(r.status.ok()) << r.status;
     EXPECT_TRUE(r.complete);
     EXPECT_EQ(r.body, "");
-    EXPECT_TRUE(r.keep_alive);
+    EXPECT_EQ(r.keep_alive, keep_alive);
   }
+}
+
+TEST(ResponseParserTest, AnInterimResponseWithABodyFramingEndsKeepAlive) {
+  const Result r = Parse(
+      "HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      {.eof = false});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.body, "ok");
+  EXPECT_FALSE(r.keep_alive);
 }
 
 TEST(ResponseParserTest, InterimResponsesAreSkipped) {

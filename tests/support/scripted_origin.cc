@@ -5,8 +5,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netinet/tcp.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/time/clock.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,8 +24,17 @@
 
 namespace egress::testing {
 
-ScriptedOrigin::ScriptedOrigin(Script script) : script_(std::move(script)) {
+ScriptedOrigin::ScriptedOrigin(Script script)
+    : ScriptedOrigin(std::move(script), Options()) {}
+
+ScriptedOrigin::ScriptedOrigin(Script script, Options options)
+    : script_(std::move(script)), options_(options) {
   server_.Start([this](int fd, int /*connection*/) { Serve(fd); });
+}
+
+int ScriptedOrigin::later_written() const {
+  MutexLock lock(&mu_);
+  return later_written_;
 }
 
 ScriptedOrigin::~ScriptedOrigin() { server_.Stop(); }
@@ -55,6 +72,27 @@ std::string ScriptedOrigin::Ok(const std::string& body) {
 }
 
 void ScriptedOrigin::Serve(int fd) {
+  if (options_.tcp_nodelay) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  // Replies and delayed writes share the socket: one write at a time.
+  std::mutex write_mu;
+  std::vector<std::thread> delayed;
+  auto join_delayed = absl::MakeCleanup([&delayed] {
+    for (std::thread& t : delayed) t.join();
+  });
+  auto send = [&](const std::string& bytes) {
+    std::lock_guard<std::mutex> lock(write_mu);
+    return SendAll(fd, bytes);
+  };
+  auto send_later = [&](std::string bytes) {
+    if (bytes.empty()) return true;
+    if (!send(bytes)) return false;
+    MutexLock lock(&mu_);
+    ++later_written_;
+    return true;
+  };
   std::string buffer;
   char chunk[4096];
   while (true) {
@@ -73,19 +111,35 @@ void ScriptedOrigin::Serve(int fd) {
           absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &body_length);
         }
       }
-      while (buffer.size() < end + 4 + body_length) {
-        const ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n <= 0) return;
-        buffer.append(chunk, n);
+      if (options_.reply_after_head) {
+        buffer.clear();
+      } else {
+        while (buffer.size() < end + 4 + body_length) {
+          const ssize_t n = read(fd, chunk, sizeof chunk);
+          if (n <= 0) return;
+          buffer.append(chunk, n);
+        }
+        buffer.erase(0, end + 4 + body_length);
       }
-      buffer.erase(0, end + 4 + body_length);
       int n;
       {
         MutexLock lock(&mu_);
         n = requests_++;
       }
-      const Reply reply = script_(n, head);
-      if (!SendAll(fd, reply.bytes)) return;
+      Reply reply = script_(n, head);
+      if (!send(reply.bytes)) return;
+      if (reply.later_after <= absl::ZeroDuration()) {
+        if (!send_later(std::move(reply.later))) return;
+      } else if (!reply.later.empty()) {
+        // Written from a thread of its own while this one goes on serving.
+        delayed.emplace_back([this, send_later, later = std::move(reply.later),
+                              at = absl::Now() + reply.later_after]() mutable {
+          while (absl::Now() < at && !server_.stopping()) {
+            absl::SleepFor(std::min(at - absl::Now(), absl::Milliseconds(10)));
+          }
+          send_later(std::move(later));
+        });
+      }
       if (reply.close_after) {
         // The FIN goes out now; the server closes the descriptor on return.
         shutdown(fd, SHUT_RDWR);
