@@ -70,9 +70,10 @@ bazel build -c opt "${BUILD_TARGETS[@]}" >&2
 BIN=$(bazel info -c opt bazel-bin 2>/dev/null)
 # Copies, so that a rebuild by someone else during the run changes nothing.
 mkdir -p "$WORK/bin"
-cp "${EGRESSD_BIN:-$BIN/server/egressd}" "$BIN/bench/loadgen/loadgen" \
-  "$BIN/bench/h2load_fetch/h2load_fetch" "$BIN/bench/grpc_floor/noop_fetcher" \
-  "$WORK/bin/"
+cp "$BIN/bench/loadgen/loadgen" "$BIN/bench/h2load_fetch/h2load_fetch" \
+  "$BIN/bench/grpc_floor/noop_fetcher" "$WORK/bin/"
+# Named egressd whatever EGRESSD_BIN's file is called (egressd-old, ...).
+cp "${EGRESSD_BIN:-$BIN/server/egressd}" "$WORK/bin/egressd"
 EGRESSD="$WORK/bin/egressd"
 LOADGEN="$WORK/bin/loadgen"
 
