@@ -653,8 +653,7 @@ PolicyDecision EgressPolicy::CheckDestination(absl::string_view host,
           JudgeName(name, port, Count::kDenials)) {
     return *std::move(denied);
   }
-  PolicyDecision pass = by_allowlist;
-  return pass;
+  return by_allowlist;
 }
 
 absl::Status EgressPolicy::CheckStatus(absl::string_view host,
