@@ -94,7 +94,11 @@ void CheckDecision(const EgressPolicy& policy, absl::string_view host,
   FUZZ_CHECK(status.code() == absl::StatusCode::kPermissionDenied, "%s",
              status.ToString().c_str());
   const std::string ip_text = ip.to_string();
-  if (ip_text.size() > 6 && host.find(ip_text) == absl::string_view::npos) {
+  // The message quotes the host escaped (capped at 253 bytes): an escaped
+  // host can spell the address without the raw host holding it.
+  const std::string echoed_host = absl::CHexEscape(host.substr(0, 253));
+  if (ip_text.size() > 6 && host.find(ip_text) == absl::string_view::npos &&
+      echoed_host.find(ip_text) == std::string::npos) {
     FUZZ_CHECK(!absl::StrContains(status.message(), ip_text),
                "message shows the address: %s", status.ToString().c_str());
   }
